@@ -1,0 +1,75 @@
+# kwh — see README.md.  `make` builds, `make check` runs the suite.
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+SHAREDIR ?= $(PREFIX)/share
+PKG_CONFIG ?= pkg-config
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+KWH_VERSION = 0.1.0
+
+PKGS = libgit2 libcurl openssl yaml-0.1
+DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEPLIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# Debian's libjq-dev ships no .pc file; http-parser has none either.
+JQ_LIBS   ?= -ljq
+HP_LIBS   ?= -lhttp_parser
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
+	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
+ALL_LIBS   = $(DEPLIBS) $(JQ_LIBS) $(HP_LIBS) -lm $(LDLIBS)
+
+# O=DIR builds out of tree (objects and programs under DIR); the suite
+# then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
+O        ?= .
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o)
+LIB_HDR  = $(wildcard lib/*.h)
+BIN_SRC  = $(wildcard bin/kwh-*.c)
+BINS     = $(BIN_SRC:%.c=$(O)/%)
+TOOL_SRC = $(wildcard tests/tools/*.c)
+TOOLS    = $(TOOL_SRC:%.c=$(O)/%)
+
+all: $(BINS) $(TOOLS)
+
+$(O)/lib/%.o: lib/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/lib/libkwh.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+$(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
+
+$(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
+
+deps:
+	@sh share/kwh/install-deps
+
+check: deps
+	$(MAKE) all
+	bats $(BATS_FLAGS) tests
+
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+sanitize-check: deps
+	$(MAKE) clean
+	$(MAKE) all CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined'
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		KWH_SANITIZED=1 bats $(BATS_FLAGS) tests
+	$(MAKE) clean
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	for b in $(BINS); do install -m 755 $$b $(DESTDIR)$(BINDIR)/; done
+	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
+	for m in man/*.7; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
+
+clean:
+	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(TOOLS)
+
+.PHONY: all deps check sanitize-check install clean

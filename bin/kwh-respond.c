@@ -1,0 +1,62 @@
+/* kwh-respond — envelopes on stdin, one HTTP/1.1 response each on stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+#include "env.h"
+#include "err.h"
+#include "respond.h"
+
+static const char usage[] =
+"usage: kwh-respond [--log DEST]\n"
+"       kwh-respond --help | --version\n";
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kwh_env_reader *r;
+	int c, rc, got = 0, code = KWH_EXIT_OK;
+	jv env;
+
+	kwh_err_init(argv[0]);
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h': kwh_cli_help(usage);
+		case 'l': kwh_cli_log(optarg); break;
+		case 'V': kwh_cli_version();
+		default: kwh_usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		kwh_usage_error("unexpected argument '%s'", argv[optind]);
+	kwh_pledge("stdio");
+	if (!(r = kwh_env_reader_new(0)))
+		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+	for (;;) {
+		struct kwh_buf out = KWH_BUF_INIT;
+
+		rc = kwh_env_next(r, &env);
+		if (rc == 0 && got)
+			break;
+		if (rc == 0)
+			env = kwh_env_respond(kwh_env_new(), 500,
+			    "no envelope: an earlier stage produced nothing");
+		got = 1;
+		if (kwh_respond(env, &out) >= 400)
+			code = KWH_EXIT_REFUSED;
+		if (!out.data || kwh_write_all(1, out.data, out.len) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "cannot write the response: %s", strerror(errno));
+		kwh_buf_release(&out);
+		if (rc <= 0)
+			break;
+	}
+	kwh_env_reader_free(r);
+	return code;
+}

@@ -1,0 +1,87 @@
+#include "cli.h"
+#include "err.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+kwh_cli_help(const char *usage)
+{
+	fputs(usage, stdout);
+	exit(fflush(stdout) ? KWH_EXIT_SYSTEM : KWH_EXIT_OK);
+}
+
+void
+kwh_cli_version(void)
+{
+	printf("%s (kwh) %s\n", kwh_progname, KWH_VERSION);
+	exit(fflush(stdout) ? KWH_EXIT_SYSTEM : KWH_EXIT_OK);
+}
+
+void
+kwh_cli_log(const char *spec)
+{
+	if (kwh_log_open(spec) < 0)
+		kwh_usage_error("cannot open log '%s': %s", spec, strerror(errno));
+}
+
+size_t
+kwh_cli_size(const char *opt, const char *arg)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *arg == '-')
+		kwh_usage_error("%s: '%s' is not a number", opt, arg);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'M': v <<= 20; end++; break;
+	case 'G': v <<= 30; end++; break;
+	}
+	if (*end)
+		kwh_usage_error("%s: '%s' is not a number (suffixes: k, M, G)", opt, arg);
+	return (size_t)v;
+}
+
+long
+kwh_cli_seconds_ms(const char *opt, const char *arg)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(arg, &end);
+	if (errno || end == arg || *end || !(d > 0) || d > 86400 || isnan(d))
+		kwh_usage_error("%s: '%s' is not a number of seconds (0 < s <= 86400)", opt, arg);
+	return (long)(d * 1000 + 0.5);
+}
+
+int
+kwh_cli_secret_env(struct kwh_secrets *s, const char *var)
+{
+	char *v = getenv(var);
+	int r = -1;
+
+	if (v && *v) {
+		if (kwh_secrets_add(s, v, strlen(v)) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+		explicit_bzero(v, strlen(v));
+		r = 0;
+	}
+	unsetenv(var);
+	return r;
+}
+
+void
+kwh_cli_secret_file(struct kwh_secrets *s, const char *path)
+{
+	char err[512];
+
+	if (kwh_secrets_add_file(s, path, err, sizeof err) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+}

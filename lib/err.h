@@ -1,0 +1,52 @@
+/* err.h — fatal errors, warnings, exit codes and the logfmt event log. */
+#ifndef KWH_ERR_H
+#define KWH_ERR_H
+
+/*
+ * Exit codes, the same for every tool (kwh(7), EXIT STATUS):
+ * 0 the stage did its work and set no error response (2xx decisions such
+ *   as ping or a skipped event included, and envelopes passed through);
+ * 1 the stage set a response of 400 or more on some envelope;
+ * 100 usage error (bad option or argument);
+ * 111 the program could not run (unreadable configuration or secret,
+ *   out of memory, write error).
+ */
+enum {
+	KWH_EXIT_OK = 0,
+	KWH_EXIT_REFUSED = 1,
+	KWH_EXIT_USAGE = 100,
+	KWH_EXIT_SYSTEM = 111,
+};
+
+/* Name used in messages and logs; set once by kwh_err_init(argv[0]). */
+extern const char *kwh_progname;
+void kwh_err_init(const char *argv0);
+
+/* "prog: fatal: MSG" on stderr (and in the log), then exit(code). */
+void kwh_die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+/* "prog: warning: MSG" on stderr. */
+void kwh_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "prog: MSG\nTry 'prog --help'." on stderr, exit 100. */
+void kwh_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * The event log.  spec is "stderr" (the default), "syslog",
+ * "syslog:FACILITY" (daemon, local0..local7, user), "none", or a file path
+ * opened for appending.  Returns 0, or -1 with errno set.
+ */
+int kwh_log_open(const char *spec);
+enum { KWH_LOG_INFO, KWH_LOG_WARN, KWH_LOG_ERROR };
+/*
+ * Writes one logfmt line: ts=… prog=… level=… delivery=… status=… msg="…"
+ * (status left out when 0, delivery "-" when NULL).  Never writes secrets:
+ * callers pass none.
+ */
+void kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Does nothing off OpenBSD; a place for pledge(2)-like restriction. */
+void kwh_pledge(const char *promises);
+
+#endif

@@ -1,0 +1,174 @@
+#include "sig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+int
+kwh_secrets_add(struct kwh_secrets *s, const char *secret, size_t n)
+{
+	struct kwh_buf *v = realloc(s->v, (s->n + 1) * sizeof *v);
+
+	if (!v)
+		return -1;
+	s->v = v;
+	kwh_buf_init(&v[s->n], 0);
+	if (kwh_buf_add(&v[s->n], secret, n) < 0)
+		return -1;
+	s->n++;
+	return 0;
+}
+
+int
+kwh_secrets_add_file(struct kwh_secrets *s, const char *path, char *err, size_t errlen)
+{
+	struct kwh_buf b;
+	int r;
+
+	kwh_buf_init(&b, 1 << 20);
+	if (kwh_buf_read_file(&b, path) < 0) {
+		snprintf(err, errlen, "cannot read secret file '%s': %s", path,
+		    errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+		kwh_buf_wipe(&b);
+		return -1;
+	}
+	if (b.len && b.data[b.len - 1] == '\n') {
+		b.len--;
+		if (b.len && b.data[b.len - 1] == '\r')
+			b.len--;
+	}
+	if (b.len == 0) {
+		snprintf(err, errlen, "secret file '%s' is empty", path);
+		kwh_buf_wipe(&b);
+		return -1;
+	}
+	r = kwh_secrets_add(s, b.data, b.len);
+	kwh_buf_wipe(&b);
+	if (r < 0)
+		snprintf(err, errlen, "out of memory");
+	return r;
+}
+
+void
+kwh_secrets_wipe(struct kwh_secrets *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		kwh_buf_wipe(&s->v[i]);
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+static const EVP_MD *
+md(enum kwh_sig_alg alg, const char **prefix, size_t *len)
+{
+	if (alg == KWH_SIG_SHA1) {
+		*prefix = "sha1=";
+		*len = 20;
+		return EVP_sha1();
+	}
+	*prefix = "sha256=";
+	*len = 32;
+	return EVP_sha256();
+}
+
+static int
+mac(unsigned char *out, enum kwh_sig_alg alg, const void *key, size_t keylen,
+    const void *data, size_t n)
+{
+	const char *prefix;
+	size_t len;
+	unsigned int outlen = 0;
+
+	if (keylen > 0x7fffffff)
+		return -1;
+	if (!HMAC(md(alg, &prefix, &len), key, (int)keylen, data, n, out, &outlen))
+		return -1;
+	return outlen == len ? 0 : -1;
+}
+
+int
+kwh_sig_header(char *out, enum kwh_sig_alg alg, const void *key, size_t keylen,
+    const void *data, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char m[EVP_MAX_MD_SIZE];
+	const char *prefix;
+	size_t len, i;
+
+	md(alg, &prefix, &len);
+	if (mac(m, alg, key, keylen, data, n) < 0)
+		return -1;
+	strcpy(out, prefix);
+	out += strlen(prefix);
+	for (i = 0; i < len; i++) {
+		*out++ = hex[m[i] >> 4];
+		*out++ = hex[m[i] & 15];
+	}
+	*out = '\0';
+	explicit_bzero(m, sizeof m);
+	return 0;
+}
+
+static int
+unhex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+kwh_sig_check(const struct kwh_secrets *s, enum kwh_sig_alg alg,
+    const char *value, const void *data, size_t n)
+{
+	unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+	const char *prefix;
+	size_t len, i, plen;
+	int ok = 0;
+
+	md(alg, &prefix, &len);
+	plen = strlen(prefix);
+	if (strncmp(value, prefix, plen) || strlen(value + plen) != 2 * len)
+		return -1;
+	for (i = 0; i < len; i++) {
+		int hi = unhex(value[plen + 2 * i]), lo = unhex(value[plen + 2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		want[i] = (unsigned char)(hi << 4 | lo);
+	}
+	/* Every secret is tried, so the time does not tell which matched. */
+	for (i = 0; i < s->n; i++) {
+		if (mac(got, alg, s->v[i].data, s->v[i].len, data, n) < 0)
+			continue;
+		ok |= CRYPTO_memcmp(got, want, len) == 0;
+	}
+	explicit_bzero(got, sizeof got);
+	explicit_bzero(want, sizeof want);
+	return ok;
+}
+
+int
+kwh_uuid4(char out[37])
+{
+	unsigned char r[16];
+
+	if (RAND_bytes(r, sizeof r) != 1)
+		return -1;
+	r[6] = (r[6] & 0x0f) | 0x40;
+	r[8] = (r[8] & 0x3f) | 0x80;
+	snprintf(out, 37,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+	    r[11], r[12], r[13], r[14], r[15]);
+	return 0;
+}

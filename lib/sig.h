@@ -1,0 +1,45 @@
+/* sig.h — webhook secrets and HMAC signatures (OpenSSL). */
+#ifndef KWH_SIG_H
+#define KWH_SIG_H
+#include <stddef.h>
+#include "buf.h"
+
+/* A set of secrets, any of which may sign a delivery (rotation). */
+struct kwh_secrets {
+	struct kwh_buf *v;
+	size_t n;
+};
+#define KWH_SECRETS_INIT { NULL, 0 }
+
+/*
+ * Adds the secret held in the file at path: its whole content less one
+ * trailing LF or CRLF.  Returns 0; or -1 with a message in err (naming the
+ * file, never the secret) when it cannot be read or is empty.
+ */
+int kwh_secrets_add_file(struct kwh_secrets *s, const char *path, char *err, size_t errlen);
+/* Adds a secret given as a string (e.g. from the environment). 0 or -1. */
+int kwh_secrets_add(struct kwh_secrets *s, const char *secret, size_t n);
+/* Overwrites and frees every secret. */
+void kwh_secrets_wipe(struct kwh_secrets *s);
+
+enum kwh_sig_alg { KWH_SIG_SHA256, KWH_SIG_SHA1 };
+
+/*
+ * Writes "sha256=<hex>" (or "sha1=<hex>") for data under key into out,
+ * which must hold 72 bytes.  0 or -1.
+ */
+int kwh_sig_header(char *out, enum kwh_sig_alg alg, const void *key, size_t keylen,
+    const void *data, size_t n);
+
+/*
+ * Checks a signature header value against every secret, comparing the
+ * MACs in constant time.  Returns 1 when one secret matches, 0 when none
+ * does, -1 when the value is not "<alg>=<hex digest>" of the right length.
+ */
+int kwh_sig_check(const struct kwh_secrets *s, enum kwh_sig_alg alg,
+    const char *value, const void *data, size_t n);
+
+/* Writes a random (version 4) UUID, 36 characters and a NUL. 0 or -1. */
+int kwh_uuid4(char out[37]);
+
+#endif

@@ -1,0 +1,40 @@
+# Loaded by every tests/*.bats file: `load test_helper`.
+# Binaries come from KWH_BIN (default: the tree's bin/), so the suite can
+# run against an installed copy too.
+bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load
+bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load
+
+TESTS_DIR=$(cd "$BATS_TEST_DIRNAME" && pwd)
+TOP_DIR=$(cd "$TESTS_DIR/.." && pwd)
+KWH_BIN=${KWH_BIN:-$TOP_DIR/bin}
+FIXTURES=$TESTS_DIR/fixtures
+TOOLS=${KWH_TOOLS:-$TESTS_DIR/tools}
+PATH=$KWH_BIN:$TOOLS:$PATH
+export KWH_BIN FIXTURES TOOLS TESTS_DIR TOP_DIR PATH
+
+# A fresh scratch directory per test.
+setup_tmp() {
+	TMP=$(mktemp -d "${BATS_TEST_TMPDIR:-/tmp}/kwh.XXXXXX")
+	export TMP
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port PORT [SECONDS]: waits until 127.0.0.1:PORT accepts connections.
+wait_port() {
+	local port=$1 n=$(( ${2:-10} * 20 ))
+	while [ "$n" -gt 0 ]; do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		sleep 0.05; n=$((n - 1))
+	done
+	echo "nothing listens on 127.0.0.1:$port" >&2
+	return 1
+}
+
+for _h in "$TESTS_DIR"/lib/*.bash; do
+	[ -f "$_h" ] && . "$_h"
+done
+unset _h
