@@ -49,8 +49,10 @@ main(int argc, char **argv)
 			env = kwh_env_respond(kwh_env_new(), 500,
 			    "no envelope: an earlier stage produced nothing");
 		got = 1;
-		if (kwh_respond(env, &out) >= 400)
+		/* Only a 500 of its own (no input, or not JSON) is a failure here. */
+		if (rc <= 0)
 			code = KWH_EXIT_REFUSED;
+		kwh_respond(env, &out);
 		if (!out.data || kwh_write_all(1, out.data, out.len) < 0)
 			kwh_die(KWH_EXIT_SYSTEM, "cannot write the response: %s", strerror(errno));
 		kwh_buf_release(&out);

@@ -214,7 +214,6 @@ kwh_http_read_request(struct kwh_http_request *req, int fd,
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		long left = deadline - now_ms();
 		ssize_t n;
-		size_t used;
 		int pr;
 
 		if (left <= 0 || (pr = poll(&pfd, 1, (int)left)) == 0) {
@@ -235,19 +234,6 @@ kwh_http_read_request(struct kwh_http_request *req, int fd,
 			refuse(&r, 400, "cannot read request: %s", strerror(errno));
 			break;
 		}
-		used = http_parser_execute(&p, &settings, chunk, (size_t)n);
-		total += (size_t)n;
-		if (r.status || r.done)
-			break;
-		if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
-			if (HTTP_PARSER_ERRNO(&p) == HPE_HEADER_OVERFLOW)
-				refuse(&r, 431, "request headers are too large");
-			else
-				refuse(&r, 400, "malformed HTTP request: %s",
-				    http_errno_description(HTTP_PARSER_ERRNO(&p)));
-			break;
-		}
-		(void)used;
 		if (n == 0) {
 			if (total == 0)
 				refuse(&r, 400, "empty request: the connection closed before any byte arrived");
@@ -258,6 +244,18 @@ kwh_http_read_request(struct kwh_http_request *req, int fd,
 				    req->body.len, req->body.len + (size_t)p.content_length);
 			else
 				refuse(&r, 400, "request body truncated: the connection closed before its end");
+			break;
+		}
+		http_parser_execute(&p, &settings, chunk, (size_t)n);
+		total += (size_t)n;
+		if (r.status || r.done)
+			break;
+		if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
+			if (HTTP_PARSER_ERRNO(&p) == HPE_HEADER_OVERFLOW)
+				refuse(&r, 431, "request headers are too large");
+			else
+				refuse(&r, 400, "malformed HTTP request: %s",
+				    http_errno_description(HTTP_PARSER_ERRNO(&p)));
 			break;
 		}
 	}

@@ -1,6 +1,7 @@
 # Loaded by every tests/*.bats file: `load test_helper`.
 # Binaries come from KWH_BIN (default: the tree's bin/), so the suite can
 # run against an installed copy too.
+bats_require_minimum_version 1.5.0
 bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load
 bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load
 
