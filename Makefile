@@ -56,12 +56,14 @@ check: deps
 	bats $(BATS_FLAGS) tests
 
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_DIR   = build-sanitize
+# The whole suite against binaries built with ASan and UBSan.
 sanitize-check: deps
-	$(MAKE) clean
-	$(MAKE) all CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined'
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		KWH_SANITIZED=1 bats $(BATS_FLAGS) tests
-	$(MAKE) clean
+	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined'
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:exitcode=99 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=98 \
+	KWH_SANITIZED=1 KWH_BIN=$(CURDIR)/$(SAN_DIR)/bin KWH_TOOLS=$(CURDIR)/$(SAN_DIR)/tests/tools \
+		bats $(BATS_FLAGS) tests
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
@@ -71,5 +73,6 @@ install: all
 
 clean:
 	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(TOOLS)
+	rm -rf $(SAN_DIR)
 
 .PHONY: all deps check sanitize-check install clean
