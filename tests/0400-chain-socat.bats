@@ -8,7 +8,8 @@ setup() {
 	setup_tmp
 	secret_file secret s3cr3t-for-tests
 	PORT=$(free_port)
-	socat TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork \
+	# -t 10: once the client half-closes, give the chain its whole budget.
+	socat -t 10 TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork \
 		SYSTEM:"kwh-verify --secret-file '$TMP/secret' --log '$TMP/log' | kwh-respond --log '$TMP/log'" \
 		2> "$TMP/socat.err" &
 	SOCAT_PID=$!
