@@ -17,7 +17,7 @@ HP_LIBS   ?= -lhttp_parser
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
-ALL_LIBS   = $(DEPLIBS) $(JQ_LIBS) $(HP_LIBS) -lm $(LDLIBS)
+ALL_LIBS   = -Wl,--as-needed $(DEPLIBS) $(JQ_LIBS) $(HP_LIBS) -lm $(LDLIBS)
 
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.

@@ -20,8 +20,18 @@ setup_tmp() {
 }
 
 # free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+# (Bash only: an interpreter's start-up is slow on a loaded machine.)
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	local p i
+	for i in $(seq 1 100); do
+		p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "free_port: no free port found" >&2
+	return 1
 }
 
 # wait_port PORT [SECONDS]: waits until 127.0.0.1:PORT accepts connections.
