@@ -30,3 +30,40 @@ tools() { ls "$KWH_BIN" | grep -E '^kwh-[a-z]+$'; }
 		[[ "$stderr" == *"Try '$t --help'."* ]]
 	done
 }
+
+# Long options named in a text.
+long_options() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+
+@test "every tool has a man page whose SYNOPSIS names exactly the options of --help" {
+	for t in $(tools); do
+		page=$TOP_DIR/man/$t.1
+		[ -f "$page" ] || { echo "no man page for $t"; return 1; }
+		help=$("$t" --help | long_options)
+		# mdoc writes --opt as "Fl \-opt"; the SYNOPSIS ends at the next .Sh.
+		syn=$(sed -n '/^\.Sh SYNOPSIS/,/^\.Sh DESCRIPTION/p' "$page" | sed 's/Fl \\-/--/g; s/\\-/-/g' | long_options)
+		diff <(echo "$help") <(echo "$syn") || { echo "$t: --help and SYNOPSIS differ"; return 1; }
+		# Every option is described in the page's option list.
+		for o in $help; do
+			grep -qE "^\.It Fl \\\\${o#-}( |$)" "$page" || { echo "$t: $o is not described"; return 1; }
+		done
+	done
+}
+
+@test "man pages are clean mdoc" {
+	run mandoc -Tlint -W warning "$TOP_DIR"/man/*.[17]
+	assert_success
+	assert_output ""
+}
+
+@test "make install honours PREFIX and DESTDIR" {
+	setup_tmp
+	make -s -C "$TOP_DIR" install DESTDIR="$TMP/root" PREFIX=/opt/kwh > "$TMP/out" 2>&1 || { cat "$TMP/out"; return 1; }
+	for t in kwh-verify kwh-respond kwh-sign; do
+		[ -x "$TMP/root/opt/kwh/bin/$t" ]
+		[ -f "$TMP/root/opt/kwh/share/man/man1/$t.1" ]
+	done
+	[ -f "$TMP/root/opt/kwh/share/man/man7/kwh.7" ]
+	"$TMP/root/opt/kwh/bin/kwh-verify" --version
+	# Nothing outside DESTDIR.
+	[ -z "$(find "$TMP/root" -mindepth 1 -maxdepth 1 ! -name opt)" ]
+}
