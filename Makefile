@@ -70,6 +70,13 @@ install: all
 	for b in $(BINS); do install -m 755 $$b $(DESTDIR)$(BINDIR)/; done
 	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in man/*.7; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
+	mkdir -p $(DESTDIR)$(SHAREDIR)/bash-completion/completions \
+		$(DESTDIR)$(SHAREDIR)/zsh/vendor-completions $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d
+	for b in $(BINS); do t=$${b##*/}; \
+		install -m 644 completions/kwh.bash $(DESTDIR)$(SHAREDIR)/bash-completion/completions/$$t; \
+		install -m 644 completions/kwh.fish $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/$$t.fish; \
+	done
+	install -m 644 completions/_kwh $(DESTDIR)$(SHAREDIR)/zsh/vendor-completions/_kwh
 
 clean:
 	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(TOOLS)

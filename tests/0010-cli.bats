@@ -67,3 +67,11 @@ long_options() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
 	# Nothing outside DESTDIR.
 	[ -z "$(find "$TMP/root" -mindepth 1 -maxdepth 1 ! -name opt)" ]
 }
+
+@test "make install puts the completions where bash, zsh and fish look" {
+	setup_tmp
+	make -s -C "$TOP_DIR" install DESTDIR="$TMP/root" PREFIX=/usr > "$TMP/out" 2>&1 || { cat "$TMP/out"; return 1; }
+	[ -f "$TMP/root/usr/share/bash-completion/completions/kwh-verify" ]
+	[ -f "$TMP/root/usr/share/zsh/vendor-completions/_kwh" ]
+	[ -f "$TMP/root/usr/share/fish/vendor_completions.d/kwh-verify.fish" ]
+}

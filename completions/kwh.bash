@@ -1,0 +1,37 @@
+# bash completion for the kwh tools.
+# The options come from each tool's own --help, so they never drift from
+# what the tool accepts.  Install as /usr/share/bash-completion/completions/kwh
+# (make install does) and link or source it for each tool name.
+
+_kwh_options()
+{
+	"$1" --help 2>/dev/null | grep -oE -- '--[a-z][a-z0-9-]*(=[a-z|]+)?' | sed 's/=.*//' | sort -u
+}
+
+_kwh()
+{
+	local cur prev
+	cur=${COMP_WORDS[COMP_CWORD]}
+	prev=${COMP_WORDS[COMP_CWORD-1]}
+	case $prev in
+	--secret-file|--kubeconfig|--ssh-key|--known-hosts|--token-file|--log)
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	--cache|--spool)
+		COMPREPLY=($(compgen -d -- "$cur"))
+		return
+		;;
+	--dry-run)
+		COMPREPLY=($(compgen -W 'client server' -- "$cur"))
+		return
+		;;
+	esac
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "$(_kwh_options "${COMP_WORDS[0]}")" -- "$cur"))
+	else
+		COMPREPLY=($(compgen -f -- "$cur"))
+	fi
+}
+
+complete -F _kwh kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle

@@ -1,0 +1,31 @@
+#!/usr/bin/env bats
+# Shell completions: each loads in its shell and completes the options.
+
+load test_helper
+
+@test "bash: loads, and completes options from the tool's --help" {
+	run bash -c '
+		set -e
+		. "$TOP_DIR/completions/kwh.bash"
+		COMP_WORDS=(kwh-verify --sec); COMP_CWORD=1; _kwh
+		printf "%s\n" "${COMPREPLY[@]}"
+		COMP_WORDS=(kwh-sign --no); COMP_CWORD=1; _kwh
+		printf "%s\n" "${COMPREPLY[@]}"'
+	assert_success
+	assert_output "$(printf -- '--secret-file\n--no-sha1')"
+}
+
+@test "zsh: loads, and compinit binds it to every tool" {
+	run zsh -f -c '
+		fpath=("$TOP_DIR/completions" $fpath)
+		autoload -Uz compinit && compinit -u -d "$BATS_TEST_TMPDIR/zcompdump"
+		for t in kwh-verify kwh-respond kwh-sign; do print -r -- "$t=$_comps[$t]"; done'
+	assert_success
+	assert_output "$(printf 'kwh-verify=_kwh\nkwh-respond=_kwh\nkwh-sign=_kwh')"
+}
+
+@test "fish: loads, and completes options from the tool's --help" {
+	run fish --no-config -c "source '$TOP_DIR/completions/kwh.fish'; complete -C'kwh-verify --secret-f'; complete -C'kwh-sign --chu'"
+	assert_success
+	assert_output "$(printf -- '--secret-file\n--chunked')"
+}
