@@ -60,28 +60,3 @@ kwh_cli_seconds_ms(const char *opt, const char *arg)
 		kwh_usage_error("%s: '%s' is not a number of seconds (0 < s <= 86400)", opt, arg);
 	return (long)(d * 1000 + 0.5);
 }
-
-int
-kwh_cli_secret_env(struct kwh_secrets *s, const char *var)
-{
-	char *v = getenv(var);
-	int r = -1;
-
-	if (v && *v) {
-		if (kwh_secrets_add(s, v, strlen(v)) < 0)
-			kwh_die(KWH_EXIT_SYSTEM, "out of memory");
-		explicit_bzero(v, strlen(v));
-		r = 0;
-	}
-	unsetenv(var);
-	return r;
-}
-
-void
-kwh_cli_secret_file(struct kwh_secrets *s, const char *path)
-{
-	char err[512];
-
-	if (kwh_secrets_add_file(s, path, err, sizeof err) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
-}
