@@ -51,6 +51,12 @@ $(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LIB_HDR)
 deps:
 	@sh share/kwh/install-deps
 
+# The whole story on this machine: git server, chain behind socat, a
+# signed push with curl, and what each stage did.  See examples/demo.sh.
+demo: deps
+	$(MAKE) all
+	bash examples/demo.sh
+
 check: deps
 	$(MAKE) all
 	bats $(BATS_FLAGS) tests
@@ -60,10 +66,14 @@ SAN_DIR   = build-sanitize
 # The whole suite against binaries built with ASan and UBSan.
 sanitize-check: deps
 	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined'
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:exitcode=99 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=98 \
+	rm -rf $(SAN_DIR)/reports && mkdir -p $(SAN_DIR)/reports
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:exitcode=99:log_path=$(CURDIR)/$(SAN_DIR)/reports/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=98:log_path=$(CURDIR)/$(SAN_DIR)/reports/ubsan \
 	KWH_SANITIZED=1 KWH_BIN=$(CURDIR)/$(SAN_DIR)/bin KWH_TOOLS=$(CURDIR)/$(SAN_DIR)/tests/tools \
 		bats $(BATS_FLAGS) tests
+	@# A report from any process fails the run, even one whose exit status a test ignored.
+	@if ls $(SAN_DIR)/reports/* >/dev/null 2>&1; then cat $(SAN_DIR)/reports/*; \
+		echo "sanitize-check: the sanitizers reported the errors above" >&2; exit 1; fi
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
@@ -82,4 +92,4 @@ clean:
 	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(TOOLS)
 	rm -rf $(SAN_DIR)
 
-.PHONY: all deps check sanitize-check install clean
+.PHONY: all deps demo check sanitize-check install clean

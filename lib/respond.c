@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* "2 objects: created 1, exists 1" from the results array. */
+/* "2 objects: created 1, exists 1" from the results array (consumed). */
 static jv
 summary(jv results, int *created)
 {
@@ -25,6 +25,7 @@ summary(jv results, int *created)
 		n++;
 		(void)i;
 	}
+	jv_free(results);
 	*created = count[0];
 	kwh_buf_printf(&b, "%d object%s", n, n == 1 ? "" : "s");
 	for (int k = 0, first = 1; k < 5; k++)
