@@ -1,0 +1,58 @@
+#!/bin/bash
+# bench/apply.sh [RUNS] — creating one generateName Workflow against the
+# test API server (tests/k8s-apiserver): kwh-apply with its discovery cache
+# warm versus `kubectl create -f` of the same manifest with its cache warm,
+# timing the upstream kubectl.1.32 binary directly (the /usr/bin/kubectl
+# dispatcher adds a GET /version round trip of its own).  Prints the median
+# wall time of each and the ratio.  KWH_BIN selects the kwh-apply build.
+set -eu
+runs=${1:-21}
+top=$(cd "$(dirname "$0")/.." && pwd)
+KWH_BIN=${KWH_BIN:-$top/bin}
+KUBECTL=${KUBECTL:-/usr/lib/google-cloud-sdk/bin/kubectl.1.32}
+export TESTS_DIR=$top/tests BATS_TEST_TMPDIR
+BATS_TEST_TMPDIR=$(mktemp -d /tmp/kwh-bench.XXXXXX)
+wait_port() {
+	local port=$1 n=200
+	while [ "$n" -gt 0 ]; do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		sleep 0.05; n=$((n - 1))
+	done
+	return 1
+}
+. "$top/tests/lib/apiserver.bash"
+apiserver_start
+trap 'apiserver_stop; rm -rf "$BATS_TEST_TMPDIR"' EXIT
+dir=$BATS_TEST_TMPDIR
+manifest=$top/tests/fixtures/apply/workflow.json
+jq -c -n --slurpfile m "$manifest" '{kwh: 1, delivery: "bench", manifests: $m}' >"$dir/env.json"
+kwh() { "$KWH_BIN/kwh-apply" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$dir/kwh-cache" --log none <"$dir/env.json" >/dev/null; }
+kctl() { "$KUBECTL" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache-dir "$dir/kube-cache" create -f "$manifest" >/dev/null; }
+kwh; kctl  # warm both discovery caches
+
+# median_ms FUNC: median wall time of RUNS calls, in milliseconds
+median_ms() {
+	local i t0 t1
+	for ((i = 0; i < runs; i++)); do
+		t0=$(date +%s%N); "$1"; t1=$(date +%s%N)
+		echo $(( (t1 - t0) / 1000 ))
+	done | sort -n | awk '{ a[NR] = $1 } END { printf "%.2f\n", a[int((NR + 1) / 2)] / 1000 }'
+}
+# cpu_ms FUNC: mean CPU time (user + system, children) of RUNS calls, in ms
+cpu_ms() (
+	local i
+	for ((i = 0; i < runs; i++)); do "$1"; done
+	times >"$dir/times"	# not in a pipe: a subshell has its own counts
+	sed -n 2p "$dir/times" | awk -v n="$runs" '{
+		split($1, u, /[ms]/); split($2, s, /[ms]/)
+		printf "%.2f\n", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * 1000 / n }'
+)
+k=$(median_ms kwh)
+c=$(median_ms kctl)
+kc=$(cpu_ms kwh)
+cc=$(cpu_ms kctl)
+printf 'runs %d (load average %s)\n' "$runs" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'kwh-apply      wall median %8.2f ms   cpu mean %8.2f ms\n' "$k" "$kc"
+printf 'kubectl create wall median %8.2f ms   cpu mean %8.2f ms\n' "$c" "$cc"
+printf 'ratio (kubectl / kwh-apply): wall %.1fx, cpu %.1fx\n' \
+	"$(echo "$c / $k" | bc -l)" "$(echo "$cc / $kc" | bc -l)"

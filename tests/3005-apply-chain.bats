@@ -1,0 +1,65 @@
+#!/usr/bin/env bats
+# The whole chain, kwh-sign | kwh-verify | kwh-annotate | kwh-fetch |
+# kwh-apply | kwh-respond, creating a Workflow in the test API server from
+# a local git repository.
+
+load test_helper
+load "$FIXTURES/apply/apply"
+
+setup() {
+	setup_tmp
+	export HOME=$TMP
+	apiserver_start
+	git init -q -b main "$TMP/repo"
+	mkdir "$TMP/repo/.ci"
+	cat >"$TMP/repo/.ci/workflow.yaml" <<-'EOY'
+	apiVersion: argoproj.io/v1alpha1
+	kind: Workflow
+	metadata:
+	  generateName: ci-
+	  annotations:
+	    owner: platform
+	spec:
+	  entrypoint: main
+	  templates:
+	  - name: main
+	    container: {image: "alpine:3.20", command: [echo, hello]}
+	EOY
+	git -C "$TMP/repo" add .ci
+	git -C "$TMP/repo" -c user.name=t -c user.email=t@example.com commit -q -m ci
+	REV=$(git -C "$TMP/repo" rev-parse HEAD)
+	printf 'chain-secret\n' >"$TMP/secret"
+	jq --arg rev "$REV" --arg url "file://$TMP/repo" \
+		'.after = $rev | .ref = "refs/heads/main" | .repository.clone_url = $url' \
+		"$FIXTURES/github/push-payload.json" >"$TMP/push.json"
+}
+
+teardown() {
+	apiserver_stop
+}
+
+chain() {
+	bash -o pipefail -c '
+		kwh-sign --event push --delivery chain-1 --secret-file "$TMP/secret" "$TMP/push.json" |
+		kwh-verify --secret-file "$TMP/secret" --log none |
+		kwh-annotate --log none |
+		kwh-fetch --cache "$TMP/git-cache" --log none |
+		kwh-apply --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/kcache" --dedupe --log none |
+		kwh-respond --log none'
+}
+
+@test "a signed push creates the Workflow, annotated, and the answer is 201; a redelivery 200" {
+	run --separate-stderr chain
+	assert_success
+	assert_line --index 0 --regexp '^HTTP/1.1 201'
+	apiserver_objects | jq -e --arg rev "$REV" 'length == 1 and .[0].kind == "Workflow" and
+		.[0].metadata.namespace == "ci" and (.[0].metadata.name | startswith("ci-")) and
+		.[0].metadata.annotations."k8s-webhook-handler.io/revision" == $rev and
+		.[0].metadata.annotations."k8s-webhook-handler.io/event_type" == "push" and
+		.[0].metadata.annotations.owner == "platform"'
+	# the same delivery again (GitHub's redeliver): found, not created twice
+	run --separate-stderr chain
+	assert_success
+	assert_line --index 0 --regexp '^HTTP/1.1 200'
+	apiserver_objects | jq -e 'length == 1'
+}
