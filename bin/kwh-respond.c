@@ -7,9 +7,10 @@
 #include "env.h"
 #include "err.h"
 #include "respond.h"
+#include "spool.h"
 
 static const char usage[] =
-"usage: kwh-respond [--log DEST]\n"
+"usage: kwh-respond [--log DEST] [--spool DIR]\n"
 "       kwh-respond --help | --version\n";
 
 int
@@ -18,11 +19,13 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "spool", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kwh_env_reader *r;
-	int c, rc, got = 0, code = KWH_EXIT_OK;
+	const char *spool = NULL;
+	int c, rc, got = 0, code = KWH_EXIT_OK, spool_failed = 0;
 	jv env;
 
 	kwh_err_init(argv[0]);
@@ -30,13 +33,14 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'h': kwh_cli_help(usage);
 		case 'l': kwh_cli_log(optarg); break;
+		case 's': spool = optarg; break;
 		case 'V': kwh_cli_version();
 		default: kwh_usage_error("unknown option");
 		}
 	}
 	if (optind < argc)
 		kwh_usage_error("unexpected argument '%s'", argv[optind]);
-	kwh_pledge("stdio");
+	kwh_pledge(spool ? "stdio rpath wpath cpath flock" : "stdio");
 	if (!(r = kwh_env_reader_new(0)))
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
 	for (;;) {
@@ -52,6 +56,9 @@ main(int argc, char **argv)
 		/* Only a 500 of its own (no input, or not JSON) is a failure here. */
 		if (rc <= 0)
 			code = KWH_EXIT_REFUSED;
+		/* A verified delivery that failed for a cause that may pass is kept. */
+		if (spool && rc > 0)
+			env = kwh_spool_respond(spool, env, &spool_failed);
 		kwh_respond(env, &out);
 		if (!out.data || kwh_write_all(1, out.data, out.len) < 0)
 			kwh_die(KWH_EXIT_SYSTEM, "cannot write the response: %s", strerror(errno));
@@ -60,5 +67,5 @@ main(int argc, char **argv)
 			break;
 	}
 	kwh_env_reader_free(r);
-	return code;
+	return spool_failed ? KWH_EXIT_SYSTEM : code;
 }

@@ -80,6 +80,8 @@ kwh_env_respond(jv env, int status, const char *fmt, ...)
 	    delivery, status, "%s", msg.data ? msg.data : "");
 	r = jv_object_set(jv_object(), jv_string("status"), jv_number(status));
 	r = jv_object_set(r, jv_string("message"), jv_string(msg.data ? msg.data : ""));
+	/* Which stage ended processing: kwh-respond --spool records it for kwh-replay. */
+	r = jv_object_set(r, jv_string("stage"), jv_string(kwh_progname));
 	kwh_buf_release(&msg);
 	return jv_object_set(env, jv_string("response"), r);
 }

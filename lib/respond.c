@@ -90,6 +90,14 @@ kwh_respond(jv env, struct kwh_buf *out)
 		    jv_get_kind(d) == JV_KIND_STRING ? d : (jv_free(d), jv_string("")));
 	}
 	body = jv_object_set(body, jv_string("results"), results);
+	if (jv_get_kind(resp) == JV_KIND_OBJECT) {
+		/* Set by kwh_spool_respond: whether the delivery was kept for replay. */
+		jv sp = jv_object_get(jv_copy(resp), jv_string("spooled"));
+		if (jv_get_kind(sp) == JV_KIND_TRUE || jv_get_kind(sp) == JV_KIND_FALSE)
+			body = jv_object_set(body, jv_string("spooled"), sp);
+		else
+			jv_free(sp);
+	}
 	jv_free(resp);
 	jv_free(env);
 	s = jv_dump_string(body, 0);
