@@ -61,6 +61,13 @@ check: deps
 	$(MAKE) all
 	bats $(BATS_FLAGS) tests
 
+# Benchmarks, side by side with the reference tools; figures in
+# bench/README.md.  Bounded: each script runs a fixed number of times.
+BENCHES ?= verify annotate fetch apply
+bench: deps
+	$(MAKE) all
+	for b in $(BENCHES); do echo "== bench/$$b.sh"; sh -c "bench/$$b.sh" || exit 1; echo; done
+
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_DIR   = build-sanitize
 # The whole suite against binaries built with ASan and UBSan.
@@ -87,9 +94,14 @@ install: all
 		install -m 644 completions/kwh.fish $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/$$t.fish; \
 	done
 	install -m 644 completions/_kwh $(DESTDIR)$(SHAREDIR)/zsh/vendor-completions/_kwh
+	mkdir -p $(DESTDIR)$(SHAREDIR)/kwh/systemd $(DESTDIR)$(SHAREDIR)/kwh/kubernetes
+	install -m 755 share/kwh/kwh-handler share/socat/kwh-socat $(DESTDIR)$(SHAREDIR)/kwh/
+	install -m 644 share/kwh/kwh.env.example share/inetd/kwh.inetd.conf $(DESTDIR)$(SHAREDIR)/kwh/
+	install -m 644 share/systemd/kwh.socket share/systemd/kwh@.service $(DESTDIR)$(SHAREDIR)/kwh/systemd/
+	install -m 644 share/kubernetes/*.yaml $(DESTDIR)$(SHAREDIR)/kwh/kubernetes/
 
 clean:
 	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(TOOLS)
 	rm -rf $(SAN_DIR)
 
-.PHONY: all deps demo check sanitize-check install clean
+.PHONY: all bench deps demo check sanitize-check install clean
