@@ -1,0 +1,124 @@
+/* kwh-fetch — envelopes on stdin; the manifests from git added on stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "env.h"
+#include "err.h"
+#include "fetch.h"
+
+static const char usage[] =
+"usage: kwh-fetch [--cache DIR] [--insecure-skip-host-key-check]\n"
+"                 [--known-hosts FILE] [--log DEST] [--path PATH]\n"
+"                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
+"                 [--token-file FILE] [--use-git-url]\n"
+"       kwh-fetch --help | --version\n";
+
+/* $XDG_CACHE_HOME/kwh, else /var/cache/kwh when writable, else ~/.cache/kwh. */
+static void
+default_cache(struct kwh_buf *b)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+
+	if (x && *x == '/')
+		kwh_buf_printf(b, "%s/kwh", x);
+	else if (access("/var/cache/kwh", W_OK) == 0)
+		kwh_buf_adds(b, "/var/cache/kwh");
+	else if (home && *home == '/')
+		kwh_buf_printf(b, "%s/.cache/kwh", home);
+	else
+		kwh_die(KWH_EXIT_SYSTEM, "no cache directory: set --cache, XDG_CACHE_HOME or HOME");
+}
+
+static void
+readable(const char *what, const char *path)
+{
+	if (access(path, R_OK) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "cannot read %s '%s': %s", what, path, strerror(errno));
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "cache", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
+		{ "known-hosts", required_argument, NULL, 'k' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "path", required_argument, NULL, 'p' },
+		{ "remote", required_argument, NULL, 'r' },
+		{ "ssh-key", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "use-git-url", no_argument, NULL, 'g' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000 };
+	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
+	const char *token_file = NULL;
+	int c, code;
+
+	kwh_err_init(argv[0]);
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.git.cache_dir = optarg; break;
+		case 'g': o.use_git_url = 1; break;
+		case 'h': kwh_cli_help(usage);
+		case 'I': o.git.skip_host_key_check = 1; break;
+		case 'k': o.git.known_hosts = optarg; break;
+		case 'l': kwh_cli_log(optarg); break;
+		case 'p': o.path = optarg; break;
+		case 'r': o.remote = optarg; break;
+		case 's': o.git.ssh_key = optarg; break;
+		case 't': o.timeout_ms = kwh_cli_seconds_ms("--timeout", optarg); break;
+		case 'T': token_file = optarg; break;
+		case 'V': kwh_cli_version();
+		default: kwh_usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		kwh_usage_error("unexpected argument '%s'", argv[optind]);
+	if (!*o.path)
+		kwh_usage_error("--path: empty");
+	if (o.remote && !strstr(o.remote, "{full_name}") &&
+	    !strstr(o.remote, "{owner}") && !strstr(o.remote, "{name}"))
+		kwh_usage_error("--remote: '%s' has no {full_name}, {owner} or {name}", o.remote);
+	if (!o.git.cache_dir) {
+		default_cache(&cache);
+		o.git.cache_dir = cache.data;
+	}
+	if (token_file) {
+		if (kwh_buf_read_file(&token, token_file) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "cannot read token file '%s': %s", token_file, strerror(errno));
+		if (token.len && token.data[token.len - 1] == '\n')
+			token.data[--token.len] = '\0';
+		if (token.len && token.data[token.len - 1] == '\r')
+			token.data[--token.len] = '\0';
+		if (!token.len)
+			kwh_die(KWH_EXIT_SYSTEM, "token file '%s' is empty", token_file);
+		o.git.token = token.data;
+	}
+	if (o.git.ssh_key) {
+		readable("SSH key", o.git.ssh_key);
+		if (!o.git.known_hosts && !o.git.skip_host_key_check) {
+			const char *home = getenv("HOME");
+			kwh_buf_printf(&kh, "%s/.ssh/known_hosts", home ? home : "");
+			o.git.known_hosts = kh.data;
+		}
+	}
+	if (o.git.known_hosts && !o.git.skip_host_key_check)
+		readable("known hosts file", o.git.known_hosts);
+	o.git.progress = isatty(2);
+	kwh_pledge("stdio rpath wpath cpath flock inet dns proc");
+	code = kwh_env_loop(kwh_fetch, &o);
+	kwh_buf_wipe(&token);
+	kwh_buf_release(&cache);
+	kwh_buf_release(&kh);
+	return code;
+}

@@ -1,0 +1,35 @@
+/* fetch.h — the kwh-fetch stage: manifests from git at the revision. */
+#ifndef KWH_FETCH_H
+#define KWH_FETCH_H
+#include <jv.h>
+
+#include "git.h"
+
+/*
+ * The stage's options.  Every pointer is borrowed.  remote, when not NULL,
+ * is a URL template: "{full_name}", "{owner}" and "{name}" are replaced by
+ * payload.repository.full_name and its two halves.  Otherwise the URL is
+ * payload.repository.clone_url, or ssh_url when git.ssh_key is set, or
+ * git_url under use_git_url.
+ */
+struct kwh_fetch_opts {
+	struct kwh_git_opts git;
+	const char *path;		/* file or directory in the repository */
+	const char *remote;		/* URL template, or NULL */
+	int use_git_url;
+	long timeout_ms;		/* budget when the envelope has no deadline */
+};
+
+/*
+ * A kwh_stage_fn (ctx is a struct kwh_fetch_opts): reads the revision and
+ * ref from env.annotations["k8s-webhook-handler.io/revision" and "/ref"]
+ * (no revision, or forty zeros: the remote's default branch), fetches as
+ * needed, and adds env.manifests (the objects of every YAML document) and
+ * env.source {url, revision, path}.  Failures set env.response: 400 bad
+ * payload, 404 revision or path not found, 422 invalid YAML or a file with
+ * no objects, 500 local cache failure, 502 remote unreachable or refusing,
+ * 504 deadline passed.  Consumes env and returns the new envelope.
+ */
+jv kwh_fetch(void *ctx, jv env);
+
+#endif

@@ -1,0 +1,977 @@
+/* git.c — the libgit2 cache (see git.h).
+ *
+ * Layout of the cache directory: for each remote URL, NAME.git (a bare
+ * repository) and NAME.lock (the flock(2) file; never removed).  NAME is
+ * the first 16 hex digits of SHA-256 of the URL, a dash and the URL's last
+ * two path components made readable.  A file "kwh-incomplete" inside
+ * NAME.git exists while a fetch is running: found by a later process (which
+ * can only happen after the fetching process died), it makes the entry be
+ * rebuilt from scratch.
+ *
+ * Network operations run in a forked child so that a remote that accepts a
+ * connection and then says nothing can be cut off at the deadline (libgit2
+ * 1.5 has no connect or read timeout).  The child reports through a pipe:
+ * one status byte, then a message or the default branch name.
+ */
+#include "git.h"
+#include "buf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#define INCOMPLETE "kwh-incomplete"
+
+struct kwh_git {
+	const struct kwh_git_opts *o;
+	char *url;
+	char shown[1024];	/* url without any password, for messages */
+	char *dir;		/* cache/NAME.git */
+	int lockfd;
+	int locked;		/* LOCK_SH or LOCK_EX */
+	int inited;		/* git_libgit2_init() done */
+	long long deadline;
+	git_repository *repo;
+};
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+seterr(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+git_msg(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+void
+kwh_git_redact_url(const char *url, char *out, size_t n)
+{
+	const char *s = strstr(url, "://"), *at, *colon, *slash;
+
+	snprintf(out, n, "%s", url);
+	if (!s)
+		return;
+	s += 3;
+	slash = strchr(s, '/');
+	at = memchr(s, '@', slash ? (size_t)(slash - s) : strlen(s));
+	if (!at)
+		return;
+	colon = memchr(s, ':', (size_t)(at - s));
+	if (!colon)
+		return;
+	snprintf(out, n, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
+void
+kwh_git_cache_name(const char *url, char *out, size_t n)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char suffix[48], *p = suffix;
+	const char *end = url + strlen(url), *start;
+	int slashes = 0, i;
+
+	SHA256((const unsigned char *)url, strlen(url), md);
+	while (end > url && end[-1] == '/')
+		end--;
+	if (end - url > 4 && !strncmp(end - 4, ".git", 4))
+		end -= 4;
+	for (start = end; start > url; start--) {
+		if (start[-1] == '/' || start[-1] == ':')
+			if (++slashes == 2)
+				break;
+	}
+	for (; start < end && p < suffix + sizeof suffix - 1; start++)
+		*p++ = isalnum((unsigned char)*start) || *start == '.' ||
+		    *start == '_' || *start == '-' ? *start : '-';
+	*p = '\0';
+	p = out;
+	for (i = 0; i < 8 && n > 2; i++, n -= 2, p += 2)
+		snprintf(p, 3, "%02x", md[i]);
+	snprintf(p, n, "-%s.git", suffix);
+}
+
+/* Takes the lock in mode (LOCK_SH, LOCK_EX), waiting until the deadline. */
+static int
+take_lock(struct kwh_git *g, int mode, char *err, size_t errlen)
+{
+	if (g->locked == mode)
+		return 0;
+	if (g->locked)
+		flock(g->lockfd, LOCK_UN);
+	g->locked = 0;
+	for (;;) {
+		if (flock(g->lockfd, mode | LOCK_NB) == 0) {
+			g->locked = mode;
+			return 0;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			seterr(err, errlen, "cannot lock the cache for %s: %s", g->shown, strerror(errno));
+			return KWH_GIT_ECACHE;
+		}
+		if (now_ms() >= g->deadline) {
+			seterr(err, errlen, "deadline passed waiting for the cache lock of %s", g->shown);
+			return KWH_GIT_EDEADLINE;
+		}
+		usleep(10000);
+	}
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int
+exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static int
+marker_path(struct kwh_buf *b, const struct kwh_git *g)
+{
+	kwh_buf_reset(b);
+	return kwh_buf_printf(b, "%s/%s", g->dir, INCOMPLETE);
+}
+
+static int
+set_marker(struct kwh_git *g, int on)
+{
+	struct kwh_buf m = KWH_BUF_INIT;
+	int fd, r = 0;
+
+	if (marker_path(&m, g) < 0)
+		return -1;
+	if (on) {
+		if ((fd = open(m.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+		    fsync(fd) < 0)
+			r = -1;
+		if (fd >= 0)
+			close(fd);
+	} else if (unlink(m.data) < 0 && errno != ENOENT) {
+		r = -1;
+	}
+	kwh_buf_release(&m);
+	return r;
+}
+
+/* Opens g->repo; 1 when the entry is missing, half-written or unusable. */
+static int
+open_repo(struct kwh_git *g)
+{
+	struct kwh_buf m = KWH_BUF_INIT;
+	int bad;
+
+	if (g->repo) {
+		git_repository_free(g->repo);
+		g->repo = NULL;
+	}
+	if (marker_path(&m, g) < 0)
+		return 1;
+	bad = !exists(g->dir) || exists(m.data) ||
+	    git_repository_open_bare(&g->repo, g->dir) < 0;
+	kwh_buf_release(&m);
+	return bad;
+}
+
+/* Under the exclusive lock: removes the entry and creates an empty one. */
+static int
+rebuild(struct kwh_git *g, char *err, size_t errlen)
+{
+	if (g->repo) {
+		git_repository_free(g->repo);
+		g->repo = NULL;
+	}
+	if (exists(g->dir) && nftw(g->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0) {
+		seterr(err, errlen, "cannot remove the broken cache '%s': %s", g->dir, strerror(errno));
+		return KWH_GIT_ECACHE;
+	}
+	if (mkdir(g->dir, 0700) < 0 || set_marker(g, 1) < 0) {
+		seterr(err, errlen, "cannot create '%s': %s", g->dir, strerror(errno));
+		return KWH_GIT_ECACHE;
+	}
+	if (git_repository_init(&g->repo, g->dir, 1) < 0) {
+		seterr(err, errlen, "cannot create a repository in '%s': %s", g->dir, git_msg());
+		return KWH_GIT_ECACHE;
+	}
+	/* for people looking into the cache: which remote this is */
+	{
+		git_config *cfg;
+		if (git_repository_config(&cfg, g->repo) == 0) {
+			git_config_set_string(cfg, "kwh.url", g->shown);
+			git_config_free(cfg);
+		}
+	}
+	return 0;
+}
+
+/* mkdir -p, mode 0700 for what it creates. */
+static int
+mkdir_p(const char *path)
+{
+	char *p, *s;
+	int r = 0;
+
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT || !(s = strdup(path)))
+		return -1;
+	for (p = s + 1; *p && r == 0; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(s, 0700) < 0 && errno != EEXIST)
+			r = -1;
+		*p = '/';
+	}
+	free(s);
+	if (r == 0 && mkdir(path, 0700) < 0 && errno != EEXIST)
+		r = -1;
+	return r;
+}
+
+int
+kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
+    const char *url, long long deadline_ms, char *err, size_t errlen)
+{
+	struct kwh_git *g;
+	struct kwh_buf b = KWH_BUF_INIT;
+	char name[96];
+	int r;
+
+	*out = NULL;
+	if (!(g = calloc(1, sizeof *g)) || !(g->url = strdup(url))) {
+		free(g);
+		seterr(err, errlen, "out of memory");
+		return KWH_GIT_ECACHE;
+	}
+	g->o = o;
+	kwh_git_redact_url(url, g->shown, sizeof g->shown);
+	g->lockfd = -1;
+	g->deadline = deadline_ms;
+	git_libgit2_init();
+	g->inited = 1;
+	/* the cache must not depend on whoever's ~/.gitconfig */
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
+	kwh_git_cache_name(url, name, sizeof name);
+	if (mkdir_p(o->cache_dir) < 0) {
+		seterr(err, errlen, "cannot create the cache '%s': %s", o->cache_dir, strerror(errno));
+		r = KWH_GIT_ECACHE;
+		goto fail;
+	}
+	if (kwh_buf_printf(&b, "%s/%s", o->cache_dir, name) < 0 ||
+	    !(g->dir = strdup(b.data))) {
+		seterr(err, errlen, "out of memory");
+		r = KWH_GIT_ECACHE;
+		goto fail;
+	}
+	b.data[b.len - 4] = '\0';
+	b.len -= 4;
+	kwh_buf_adds(&b, ".lock");
+	if ((g->lockfd = open(b.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		seterr(err, errlen, "cannot open '%s': %s", b.data, strerror(errno));
+		r = KWH_GIT_ECACHE;
+		goto fail;
+	}
+	if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
+		goto fail;
+	/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
+	open_repo(g);
+	kwh_buf_release(&b);
+	*out = g;
+	return 0;
+fail:
+	kwh_buf_release(&b);
+	kwh_git_close(g);
+	return r;
+}
+
+void
+kwh_git_close(struct kwh_git *g)
+{
+	if (!g)
+		return;
+	if (g->repo)
+		git_repository_free(g->repo);
+	if (g->lockfd >= 0)
+		close(g->lockfd);
+	if (g->inited)
+		git_libgit2_shutdown();
+	free(g->url);
+	free(g->dir);
+	free(g);
+}
+
+/* Looks rev up as a commit; 0 with hex filled, or -1. */
+static int
+lookup(struct kwh_git *g, const char *rev, char hex[41])
+{
+	git_oid oid;
+	git_object *obj = NULL, *commit = NULL;
+	size_t len = strlen(rev);
+	int r = -1;
+
+	if (!g->repo || git_oid_fromstrn(&oid, rev, len) < 0)
+		return -1;
+	if (git_object_lookup_prefix(&obj, g->repo, &oid, len, GIT_OBJECT_ANY) == 0 &&
+	    git_object_peel(&commit, obj, GIT_OBJECT_COMMIT) == 0) {
+		git_oid_tostr(hex, 41, git_object_id(commit));
+		r = 0;
+	}
+	git_object_free(commit);
+	git_object_free(obj);
+	return r;
+}
+
+/* ---- the network side, run in a child process ---- */
+
+struct net {
+	struct kwh_git *g;
+	char host_port[300];	/* "[host]:port" or "host" for known_hosts */
+	int port;
+	char msg[512];		/* why we refused (certificate, credentials) */
+	int tried_key, tried_token, tried_user;
+	int last_pct;
+};
+
+/* Sets the host and port known_hosts lines name for an SSH URL. */
+static void
+ssh_target(struct net *n, const char *url)
+{
+	const char *s = strstr(url, "://"), *h, *e, *at;
+	char host[256];
+
+	n->port = 22;
+	if (s) {
+		s += 3;
+		e = s + strcspn(s, "/");
+		at = memchr(s, '@', (size_t)(e - s));
+		h = at ? at + 1 : s;
+		if (*h == '[') {
+			const char *rb = memchr(h, ']', (size_t)(e - h));
+			if (!rb)
+				rb = e;
+			snprintf(host, sizeof host, "%.*s", (int)(rb - h - 1), h + 1);
+			if (rb < e && rb[1] == ':')
+				n->port = atoi(rb + 2);
+		} else {
+			const char *c = memchr(h, ':', (size_t)(e - h));
+			snprintf(host, sizeof host, "%.*s", (int)((c ? c : e) - h), h);
+			if (c)
+				n->port = atoi(c + 1);
+		}
+	} else {
+		/* scp-like user@host:path */
+		at = strchr(url, '@');
+		h = at ? at + 1 : url;
+		snprintf(host, sizeof host, "%.*s", (int)strcspn(h, ":"), h);
+	}
+	if (n->port == 22)
+		snprintf(n->host_port, sizeof n->host_port, "%s", host);
+	else
+		snprintf(n->host_port, sizeof n->host_port, "[%s]:%d", host, n->port);
+}
+
+static int
+b64_decode(const char *in, unsigned char **out, size_t *outlen)
+{
+	size_t len = strlen(in), pad = 0;
+	int n;
+
+	if (!len || len % 4)
+		return -1;
+	if (!(*out = malloc(len / 4 * 3 + 1)))
+		return -1;
+	if ((n = EVP_DecodeBlock(*out, (const unsigned char *)in, (int)len)) < 0) {
+		free(*out);
+		return -1;
+	}
+	if (in[len - 1] == '=')
+		pad++;
+	if (in[len - 2] == '=')
+		pad++;
+	*outlen = (size_t)n - pad;
+	return 0;
+}
+
+/* OpenSSH's host patterns: '*' and '?' only, no case ('[' is literal). */
+static int
+wild_match(const char *p, const char *s)
+{
+	for (; *p; p++, s++) {
+		if (*p == '*') {
+			for (;; s++) {
+				if (wild_match(p + 1, s))
+					return 1;
+				if (!*s)
+					return 0;
+			}
+		}
+		if (!*s || (*p != '?' && tolower((unsigned char)*p) != tolower((unsigned char)*s)))
+			return 0;
+	}
+	return !*s;
+}
+
+/* Does one host pattern (plain, wildcard or |1|salt|hash) name target? */
+static int
+host_matches(const char *pat, const char *target)
+{
+	if (!strncmp(pat, "|1|", 3)) {
+		char salt64[128], *bar;
+		unsigned char *salt = NULL, *hash = NULL, md[EVP_MAX_MD_SIZE];
+		size_t saltlen, hashlen;
+		unsigned int mdlen = 0;
+		int ok = 0;
+
+		snprintf(salt64, sizeof salt64, "%s", pat + 3);
+		if (!(bar = strchr(salt64, '|')))
+			return 0;
+		*bar = '\0';
+		if (b64_decode(salt64, &salt, &saltlen) == 0 &&
+		    b64_decode(pat + 3 + strlen(salt64) + 1, &hash, &hashlen) == 0 &&
+		    HMAC(EVP_sha1(), salt, (int)saltlen, (const unsigned char *)target,
+			strlen(target), md, &mdlen) && mdlen == hashlen &&
+		    !memcmp(md, hash, hashlen))
+			ok = 1;
+		free(salt);
+		free(hash);
+		return ok;
+	}
+	return wild_match(pat, target);
+}
+
+/*
+ * Checks the raw host key against the known_hosts file: 0 when a line for
+ * the host has this key, -1 (message set) when the key is unknown or
+ * changed, or the file is unreadable.
+ */
+static int
+check_known_hosts(struct net *n, const unsigned char *key, size_t keylen)
+{
+	const char *file = n->g->o->known_hosts;
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	int host_seen = 0, ok = 0, revoked = 0;
+
+	if (!(f = fopen(file, "re"))) {
+		snprintf(n->msg, sizeof n->msg, "cannot read known hosts file '%s': %s",
+		    file, strerror(errno));
+		return -1;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *marker = NULL, *hosts, *type, *k64, *h, *hs;
+		int match = 0, neg = 0;
+		unsigned char *blob;
+		size_t bloblen;
+
+		hosts = strtok_r(line, " \t\r\n", &save);
+		if (!hosts || *hosts == '#')
+			continue;
+		if (*hosts == '@') {
+			marker = hosts;
+			hosts = strtok_r(NULL, " \t\r\n", &save);
+		}
+		type = strtok_r(NULL, " \t\r\n", &save);
+		k64 = strtok_r(NULL, " \t\r\n", &save);
+		if (!hosts || !type || !k64 || (marker && strcmp(marker, "@revoked")))
+			continue;
+		for (h = strtok_r(hosts, ",", &hs); h; h = strtok_r(NULL, ",", &hs)) {
+			if (*h == '!' && host_matches(h + 1, n->host_port))
+				neg = 1;
+			else if (*h != '!' && host_matches(h, n->host_port))
+				match = 1;
+		}
+		if (!match || neg)
+			continue;
+		if (b64_decode(k64, &blob, &bloblen) < 0)
+			continue;
+		if (bloblen == keylen && !memcmp(blob, key, keylen)) {
+			if (marker)
+				revoked = 1;
+			else
+				ok = 1;
+		}
+		if (!marker)
+			host_seen = 1;
+		free(blob);
+	}
+	free(line);
+	fclose(f);
+	if (revoked) {
+		snprintf(n->msg, sizeof n->msg, "the host key of %s is revoked in '%s'", n->host_port, file);
+		return -1;
+	}
+	if (ok)
+		return 0;
+	if (host_seen)
+		snprintf(n->msg, sizeof n->msg,
+		    "the host key of %s has changed: it does not match '%s' (refused)",
+		    n->host_port, file);
+	else
+		snprintf(n->msg, sizeof n->msg,
+		    "unknown host key for %s: not in '%s' (refused)", n->host_port, file);
+	return -1;
+}
+
+static int
+cert_cb(git_cert *cert, int valid, const char *host, void *payload)
+{
+	struct net *n = payload;
+
+	if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
+		return valid ? 0 : GIT_PASSTHROUGH;
+	if (n->g->o->skip_host_key_check)
+		return 0;
+	git_cert_hostkey *hk = (git_cert_hostkey *)cert;
+	if (!(hk->type & GIT_CERT_SSH_RAW)) {
+		snprintf(n->msg, sizeof n->msg, "no host key from %s to check (refused)", n->host_port);
+		return GIT_ECERTIFICATE;
+	}
+	if (check_known_hosts(n, (const unsigned char *)hk->hostkey, hk->hostkey_len) < 0)
+		return GIT_ECERTIFICATE;
+	return 0;
+}
+
+static int
+cred_cb(git_credential **out, const char *url, const char *user,
+    unsigned int allowed, void *payload)
+{
+	struct net *n = payload;
+	const struct kwh_git_opts *o = n->g->o;
+
+	if ((allowed & GIT_CREDENTIAL_SSH_KEY) && o->ssh_key && !n->tried_key) {
+		struct kwh_buf pub = KWH_BUF_INIT;
+		int r;
+
+		n->tried_key = 1;
+		kwh_buf_printf(&pub, "%s.pub", o->ssh_key);
+		r = git_credential_ssh_key_new(out, user && *user ? user : "git",
+		    pub.data && access(pub.data, R_OK) == 0 ? pub.data : NULL, o->ssh_key, NULL);
+		kwh_buf_release(&pub);
+		return r;
+	}
+	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && o->token && !n->tried_token) {
+		n->tried_token = 1;
+		return git_credential_userpass_plaintext_new(out, "x-access-token", o->token);
+	}
+	if ((allowed & GIT_CREDENTIAL_USERNAME) && !n->tried_user) {
+		n->tried_user = 1;
+		return git_credential_username_new(out, user && *user ? user : "git");
+	}
+	if (n->tried_key || n->tried_token)
+		snprintf(n->msg, sizeof n->msg, "the remote refused our credentials");
+	else
+		snprintf(n->msg, sizeof n->msg, "the remote asks for credentials and none are configured%s",
+		    allowed & GIT_CREDENTIAL_SSH_KEY ? " (--ssh-key)" :
+		    allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT ? " (--token-file)" : "");
+	return GIT_EAUTH;
+}
+
+static int
+progress_cb(const git_indexer_progress *s, void *payload)
+{
+	struct net *n = payload;
+	int pct;
+
+	if (now_ms() >= n->g->deadline) {
+		snprintf(n->msg, sizeof n->msg, "the deadline passed while fetching");
+		return -1;
+	}
+	if (!n->g->o->progress || !s->total_objects)
+		return 0;
+	pct = (int)(100.0 * (s->received_objects + s->indexed_deltas) /
+	    (s->total_objects + s->total_deltas));
+	if (pct != n->last_pct) {
+		n->last_pct = pct;
+		fprintf(stderr, "\rkwh-fetch: receiving objects: %3d%% (%u/%u), %zu KiB%s", pct,
+		    s->received_objects, s->total_objects, s->received_bytes / 1024,
+		    pct == 100 ? "\n" : "");
+	}
+	return 0;
+}
+
+/* In the child: connect, perhaps ask for HEAD, fetch.  Writes the report. */
+static void
+net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char *fallback)
+{
+	git_remote_callbacks cb;
+	git_fetch_options fo;
+	git_remote_create_options ro;
+	git_remote *remote = NULL;
+	git_repository *repo = NULL;
+	git_buf head = GIT_BUF_INIT;
+	struct kwh_buf spec = KWH_BUF_INIT, out = KWH_BUF_INIT;
+	struct net n;
+	char *specs[2];
+	git_strarray refspecs = { specs, 0 };
+	char status = 'E';
+	const char *branch = NULL;
+
+	git_remote_init_callbacks(&cb, GIT_REMOTE_CALLBACKS_VERSION);
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	memset(&n, 0, sizeof n);
+	n.g = g;
+	n.last_pct = -1;
+	ssh_target(&n, g->url);
+	cb.certificate_check = cert_cb;
+	cb.credentials = cred_cb;
+	cb.transfer_progress = progress_cb;
+	cb.payload = &n;
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	if (git_repository_open_bare(&repo, g->dir) < 0)
+		goto fail;
+	ro.repository = repo;
+	if (git_remote_create_with_opts(&remote, g->url, &ro) < 0)
+		goto fail;
+	if (want_head) {
+		if (git_remote_connect(remote, GIT_DIRECTION_FETCH, &cb, NULL, NULL) < 0)
+			goto fail;
+		if (git_remote_default_branch(&head, remote) == 0 &&
+		    !strncmp(head.ptr, "refs/heads/", 11))
+			branch = head.ptr + 11;
+		else if (fallback && *fallback)
+			branch = fallback;
+		if (!branch) {
+			status = 'N';
+			kwh_buf_printf(&out, "%s has no default branch", g->shown);
+			goto report;
+		}
+		git_remote_disconnect(remote);
+		kwh_buf_printf(&spec, "+refs/heads/%s:refs/heads/%s", branch, branch);
+		specs[refspecs.count++] = spec.data;
+	} else if (ref && !strncmp(ref, "refs/", 5)) {
+		kwh_buf_printf(&spec, "+%s:%s", ref, ref);
+		specs[refspecs.count++] = spec.data;
+	} else {
+		specs[refspecs.count++] = "+refs/heads/*:refs/heads/*";
+		specs[refspecs.count++] = "+refs/tags/*:refs/tags/*";
+	}
+	fo.callbacks = cb;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if (git_remote_fetch(remote, &refspecs, &fo, NULL) < 0)
+		goto fail;
+	status = '0';
+	if (branch)
+		kwh_buf_adds(&out, branch);
+	goto report;
+fail:
+	if (n.msg[0])
+		kwh_buf_printf(&out, "%s: %s", g->shown, n.msg);
+	else
+		kwh_buf_printf(&out, "%s: %s", g->shown, git_msg());
+report:
+	kwh_write_all(fd, &status, 1);
+	if (out.data)
+		kwh_write_all(fd, out.data, out.len);
+	/* tidy up, so that memory checkers following the fork see no leak */
+	git_remote_free(remote);
+	git_repository_free(repo);
+	git_buf_dispose(&head);
+	kwh_buf_release(&spec);
+	kwh_buf_release(&out);
+	_exit(0);
+}
+
+/*
+ * Runs net_child in a child process under the exclusive lock and waits for
+ * it until the deadline.  0 (branch, when asked for, in *branch), or
+ * EREMOTE / ENOTFOUND / ECACHE with err set.
+ */
+static int
+net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
+    struct kwh_buf *branch, char *err, size_t errlen)
+{
+	struct kwh_buf rep = KWH_BUF_INIT;
+	int p[2], st, r, timed_out = 0;
+	pid_t pid, parent;
+	char tmp[4096];
+
+	if (g->repo) {
+		git_repository_free(g->repo);
+		g->repo = NULL;
+	}
+	if (set_marker(g, 1) < 0) {
+		seterr(err, errlen, "cannot write in '%s': %s", g->dir, strerror(errno));
+		return KWH_GIT_ECACHE;
+	}
+	parent = getpid();
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		seterr(err, errlen, "cannot start the fetch: %s", strerror(errno));
+		return KWH_GIT_ECACHE;
+	}
+	if (pid == 0) {
+		close(p[0]);
+#ifdef __linux__
+		/* a killed kwh-fetch must not leave its fetch holding the lock */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+#endif
+		net_child(g, p[1], ref, want_head, fallback);
+	}
+	close(p[1]);
+	for (;;) {
+		struct pollfd pfd = { p[0], POLLIN, 0 };
+		long long left = g->deadline - now_ms();
+		ssize_t k;
+
+		if (left <= 0) {
+			timed_out = 1;
+			kill(pid, SIGKILL);
+			break;
+		}
+		r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0)
+			continue;
+		k = read(p[0], tmp, sizeof tmp);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		if (kwh_buf_add(&rep, tmp, (size_t)k) < 0)
+			break;
+	}
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out) {
+		/* the marker stays: the next run rebuilds whatever is left */
+		seterr(err, errlen, "%s did not answer before the deadline", g->shown);
+		r = KWH_GIT_EREMOTE;
+	} else if (!rep.len || !WIFEXITED(st)) {
+		seterr(err, errlen, "the fetch from %s died", g->shown);
+		r = KWH_GIT_ECACHE;
+	} else if (rep.data[0] == '0') {
+		if (set_marker(g, 0) < 0) {
+			seterr(err, errlen, "cannot write in '%s': %s", g->dir, strerror(errno));
+			r = KWH_GIT_ECACHE;
+		} else {
+			r = 0;
+			if (branch)
+				kwh_buf_add(branch, rep.data + 1, rep.len - 1);
+		}
+	} else {
+		seterr(err, errlen, "%.*s", (int)(rep.len - 1), rep.data + 1);
+		r = rep.data[0] == 'N' ? KWH_GIT_ENOTFOUND : KWH_GIT_EREMOTE;
+	}
+	kwh_buf_release(&rep);
+	if (r == 0 || r == KWH_GIT_ENOTFOUND || r == KWH_GIT_EREMOTE) {
+		/* a failed fetch leaves the repository as it was: clear the marker */
+		if (!timed_out && r != 0)
+			set_marker(g, 0);
+		if (!timed_out && open_repo(g) && r == 0) {
+			seterr(err, errlen, "the cache '%s' is unusable after a fetch", g->dir);
+			r = KWH_GIT_ECACHE;
+		}
+	}
+	return r;
+}
+
+static int
+is_hex(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 4 || n > 40)
+		return 0;
+	for (; *s; s++)
+		if (!isxdigit((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+int
+kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
+    const char *fallback_branch, char hex[41], char *err, size_t errlen)
+{
+	int r;
+
+	if (rev && !is_hex(rev)) {
+		seterr(err, errlen, "revision '%s' is not a commit id", rev);
+		return KWH_GIT_ENOTFOUND;
+	}
+	if (rev && lookup(g, rev, hex) == 0)
+		return 0;
+	if ((r = take_lock(g, LOCK_EX, err, errlen)) < 0)
+		return r;
+	if (open_repo(g) && (r = rebuild(g, err, errlen)) < 0)
+		return r;
+	if (!rev) {
+		struct kwh_buf branch = KWH_BUF_INIT, full = KWH_BUF_INIT;
+		git_oid oid;
+
+		r = net_run(g, NULL, 1, fallback_branch, &branch, err, errlen);
+		if (r == 0) {
+			kwh_buf_printf(&full, "refs/heads/%s", branch.data ? branch.data : "");
+			if (git_reference_name_to_id(&oid, g->repo, full.data) == 0) {
+				git_oid_tostr(hex, 41, &oid);
+			} else {
+				seterr(err, errlen, "no branch '%s' in %s", branch.data ? branch.data : "", g->shown);
+				r = KWH_GIT_ENOTFOUND;
+			}
+		}
+		kwh_buf_release(&branch);
+		kwh_buf_release(&full);
+		return r;
+	}
+	if (lookup(g, rev, hex) == 0)	/* fetched by another process meanwhile */
+		return 0;
+	if ((r = net_run(g, ref, 0, NULL, NULL, err, errlen)) < 0)
+		return r;
+	if (lookup(g, rev, hex) == 0)
+		return 0;
+	if (ref && *ref) {
+		if ((r = net_run(g, NULL, 0, NULL, NULL, err, errlen)) < 0)
+			return r;
+		if (lookup(g, rev, hex) == 0)
+			return 0;
+	}
+	seterr(err, errlen, "revision %s not found in %s", rev, g->shown);
+	return KWH_GIT_ENOTFOUND;
+}
+
+static int
+yaml_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+	    (n > 4 && !strcmp(name + n - 4, ".yml"));
+}
+
+static int
+give_blob(struct kwh_git *g, const git_oid *id, const char *name,
+    kwh_git_file_fn fn, void *arg, char *err, size_t errlen)
+{
+	git_blob *blob;
+	int r;
+
+	if (git_blob_lookup(&blob, g->repo, id) < 0) {
+		seterr(err, errlen, "cannot read '%s': %s", name, git_msg());
+		return KWH_GIT_ECACHE;
+	}
+	r = fn(arg, name, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+	git_blob_free(blob);
+	return r;
+}
+
+int
+kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
+    kwh_git_file_fn fn, void *arg, char *err, size_t errlen)
+{
+	git_oid oid;
+	git_commit *commit = NULL;
+	git_tree *root = NULL, *dir = NULL;
+	git_tree_entry *entry = NULL;
+	struct kwh_buf p = KWH_BUF_INIT, name = KWH_BUF_INIT;
+	int r = KWH_GIT_ENOTFOUND, found = 0;
+	size_t i;
+
+	while (!strncmp(path, "./", 2) || *path == '/')
+		path += *path == '/' ? 1 : 2;
+	kwh_buf_adds(&p, path);
+	while (p.len && p.data[p.len - 1] == '/')
+		p.data[--p.len] = '\0';
+	if (!g->repo || git_oid_fromstr(&oid, hex) < 0 ||
+	    git_commit_lookup(&commit, g->repo, &oid) < 0 ||
+	    git_commit_tree(&root, commit) < 0) {
+		seterr(err, errlen, "cannot read commit %s: %s", hex, git_msg());
+		r = KWH_GIT_ECACHE;
+		goto out;
+	}
+	if (!p.len || !strcmp(p.data, ".")) {
+		dir = root;
+		root = NULL;
+	} else if (git_tree_entry_bypath(&entry, root, p.data) < 0) {
+		goto notfound;
+	} else if (git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB ||
+	    git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE) {
+		r = give_blob(g, git_tree_entry_id(entry), p.data, fn, arg, err, errlen);
+		goto out;
+	} else if (git_tree_entry_type(entry) != GIT_OBJECT_TREE ||
+	    git_tree_lookup(&dir, g->repo, git_tree_entry_id(entry)) < 0) {
+		goto notfound;
+	}
+	r = 0;
+	for (i = 0; i < git_tree_entrycount(dir) && r == 0; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(dir, i);
+		git_filemode_t m = git_tree_entry_filemode(e);
+
+		if ((m != GIT_FILEMODE_BLOB && m != GIT_FILEMODE_BLOB_EXECUTABLE) ||
+		    !yaml_name(git_tree_entry_name(e)))
+			continue;
+		found = 1;
+		kwh_buf_reset(&name);
+		if (p.len)
+			kwh_buf_printf(&name, "%s/", p.data);
+		kwh_buf_adds(&name, git_tree_entry_name(e));
+		r = give_blob(g, git_tree_entry_id(e), name.data, fn, arg, err, errlen);
+	}
+	if (found || r)
+		goto out;
+	seterr(err, errlen, "no *.yaml or *.yml file in %s at %s", p.len ? p.data : "/", hex);
+	r = KWH_GIT_ENOTFOUND;
+	goto out;
+notfound:
+	seterr(err, errlen, "no %s at %s", p.data, hex);
+	r = KWH_GIT_ENOTFOUND;
+out:
+	git_tree_entry_free(entry);
+	git_tree_free(dir);
+	git_tree_free(root);
+	git_commit_free(commit);
+	kwh_buf_release(&p);
+	kwh_buf_release(&name);
+	return r;
+}

@@ -1,0 +1,86 @@
+/* git.h — the git cache behind kwh-fetch: one bare repository per remote
+ * URL, read straight from the object database, fetched with libgit2. */
+#ifndef KWH_GIT_H
+#define KWH_GIT_H
+#include <stddef.h>
+
+/*
+ * Where and how to reach remotes.  Every pointer is borrowed and must stay
+ * valid while a cache handle is open.  token is a secret: it is handed to
+ * libgit2 as the password of HTTP basic authentication (user
+ * "x-access-token", as GitHub takes it) and never written anywhere else.
+ */
+struct kwh_git_opts {
+	const char *cache_dir;		/* holds NAME.git and NAME.lock */
+	const char *ssh_key;		/* private key file, or NULL */
+	const char *known_hosts;	/* OpenSSH known_hosts file, or NULL */
+	int skip_host_key_check;	/* accept any SSH host key */
+	const char *token;		/* HTTPS token, or NULL */
+	int progress;			/* transfer progress on stderr */
+};
+
+/* Return values: 0, or one of these. */
+enum {
+	KWH_GIT_OK = 0,
+	KWH_GIT_ENOTFOUND = -1,	/* revision, branch or path not there */
+	KWH_GIT_EREMOTE = -2,	/* remote unreachable, silent or refusing */
+	KWH_GIT_EDEADLINE = -3,	/* the deadline passed before we could try */
+	KWH_GIT_ECACHE = -4,	/* the local cache could not be used */
+};
+
+/*
+ * An open cache entry for one remote URL, holding the entry's lock (shared
+ * while reading, exclusive while fetching).  Opening creates the cache
+ * directory (mode 0700); an entry left half-written by a process that died
+ * while fetching is rebuilt by kwh_git_resolve().  Waits for the lock until deadline_ms
+ * (Unix epoch milliseconds).  Returns 0 with *out set (free it with
+ * kwh_git_close()), or a negative value with a message in err.
+ */
+struct kwh_git;
+int kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
+    const char *url, long long deadline_ms, char *err, size_t errlen);
+/* Releases the lock and everything the handle holds.  NULL is fine. */
+void kwh_git_close(struct kwh_git *g);
+
+/*
+ * Finds the commit rev (a hexadecimal object id, 4 to 40 digits) in the
+ * cache without any network; when it is missing, takes the exclusive lock,
+ * looks again (another process may just have fetched it), then fetches ref
+ * (a full ref name such as refs/heads/main; NULL or "" for every branch
+ * and tag), and when still missing every branch and tag.  With rev NULL,
+ * asks the remote for its default branch (HEAD), falling back to
+ * fallback_branch (a branch name, may be NULL), fetches it and takes its
+ * tip.  The fetch runs in a child process killed at the deadline.
+ * On success writes the full commit id (41 bytes with the NUL) to hex.
+ * Errors: ENOTFOUND (revision still unknown, or no default branch),
+ * EREMOTE, EDEADLINE, ECACHE, with a message in err that names the remote.
+ */
+int kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
+    const char *fallback_branch, char hex[41], char *err, size_t errlen);
+
+/*
+ * Called for each file read: name is the path in the repository, data[0..len)
+ * its content (borrowed, valid during the call).  A non-zero return stops
+ * the walk and is returned by kwh_git_read().
+ */
+typedef int (*kwh_git_file_fn)(void *arg, const char *name, const char *data, size_t len);
+
+/*
+ * Reads path at commit hex straight from the object database: a file is
+ * given to fn; a directory gives fn each *.yaml and *.yml file directly in
+ * it, in name order.  Returns 0, ENOTFOUND when path is missing (or is a
+ * directory with no such file), ECACHE, or what fn returned.
+ */
+int kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
+    kwh_git_file_fn fn, void *arg, char *err, size_t errlen);
+
+/* The cache entry's directory name for url ("HASH-suffix.git") into out. */
+void kwh_git_cache_name(const char *url, char *out, size_t n);
+
+/*
+ * Copies url to out with any password in its user information replaced by
+ * "***", for messages and the envelope.
+ */
+void kwh_git_redact_url(const char *url, char *out, size_t n);
+
+#endif
