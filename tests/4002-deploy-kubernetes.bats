@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# share/kubernetes: every manifest converts with kubectl and is accepted by
+# the test API server; the Deployment's security settings; the RBAC rules
+# are exactly the requests kwh-apply makes, computed from the API server's
+# request log after the chain ran in-cluster with the shipped settings.
+
+load test_helper
+load 4000-deploy-lib
+
+K=$TOP_DIR/share/kubernetes
+
+setup() {
+	setup_tmp
+	export HOME=$TMP
+	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY
+}
+
+teardown() {
+	apiserver_stop
+}
+
+# local_json FILE: kubectl's conversion of FILE, with no cluster.
+local_json() {
+	kubectl annotate --local -f "$1" kwh.test/converted=yes -o json
+}
+
+# manifest KIND: the JSON object of that kind in share/kubernetes.
+manifest() {
+	local f
+	for f in "$K"/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] && continue
+		local_json "$f" | jq -c --arg k "$1" 'if .kind == "List" then .items[] else . end | select(.kind == $k)'
+	done
+}
+
+@test "every manifest converts with kubectl, locally, and kustomization.yaml lists them all" {
+	local n=0 f
+	for f in "$K"/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] && continue
+		local_json "$f" >"$TMP/out.json"
+		jq -e '(.kind | length > 0) and (if .kind == "List" then (.items | length > 0) else (.metadata.name | length > 0) end)' "$TMP/out.json"
+		n=$((n + 1))
+	done
+	[ "$n" -ge 9 ]
+	# kustomize builds the same set of files
+	diff <(cd "$K" && ls *.yaml | grep -vx kustomization.yaml) \
+		<(sed -n 's/^- \(.*\.yaml\)$/\1/p' "$K/kustomization.yaml" | sort)
+	kubectl kustomize "$K" >"$TMP/all.yaml"
+	[ "$(grep -c '^kind: ' "$TMP/all.yaml")" -eq 10 ]
+}
+
+@test "every manifest is accepted by the API server (kubectl create --dry-run=server)" {
+	apiserver_start
+	local f
+	for f in "$K"/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] && continue
+		run apiserver_kubectl create --dry-run=server -f "$f" -o name
+		assert_success
+		[ -n "$output" ]
+	done
+	run apiserver_kubectl create --dry-run=server -k "$K" -o name
+	assert_success
+	assert_equal "$(printf '%s\n' "$output" | sort | tr '\n' ' ')" \
+		"configmap/kwh deployment.apps/kwh ingress.networking.k8s.io/kwh namespace/ci namespace/kwh role.rbac.authorization.k8s.io/kwh-create-workflows rolebinding.rbac.authorization.k8s.io/kwh-create-workflows secret/kwh service/kwh serviceaccount/kwh "
+	# a dry run stores nothing
+	apiserver_objects | jq -e 'length == 0'
+	# and the server did see them
+	apiserver_requests | jq -e '[.[] | select(.method == "POST" and (.query // "" | test("dryRun=All")))] | length >= 10'
+}
+
+@test "the Deployment: replicas, non-root, read-only, no privileges, probes, limits, cache, secret files" {
+	manifest Deployment >"$TMP/d.json"
+	jq -e '.spec.replicas >= 2' "$TMP/d.json"
+	jq -e '.spec.template.spec as $p | $p.serviceAccountName == "kwh" and
+		$p.securityContext.runAsNonRoot == true and $p.securityContext.runAsUser == 65532 and
+		$p.securityContext.seccompProfile.type == "RuntimeDefault"' "$TMP/d.json"
+	jq -e '.spec.template.spec.containers | length == 1' "$TMP/d.json"
+	jq -e '.spec.template.spec.containers[0] as $c | $c.securityContext as $s |
+		$s.readOnlyRootFilesystem == true and $s.runAsNonRoot == true and $s.runAsUser == 65532 and
+		$s.allowPrivilegeEscalation == false and $s.capabilities.drop == ["ALL"] and
+		($s.capabilities.add // [] | length == 0) and ($s.privileged // false) == false and
+		$s.seccompProfile.type == "RuntimeDefault"' "$TMP/d.json"
+	jq -e '.spec.template.spec.containers[0] as $c |
+		[$c.livenessProbe, $c.readinessProbe] | all(.httpGet.path == "/-/alive" and .httpGet.port == "http") and
+		($c.ports | map(select(.name == "http")) | .[0].containerPort == 8080)' "$TMP/d.json"
+	jq -e '.spec.template.spec.containers[0].resources as $r |
+		($r.requests.cpu and $r.requests.memory and $r.limits.cpu and $r.limits.memory) != null' "$TMP/d.json"
+	# socat is the listener: -t 10, fork, a children limit, the handler
+	jq -e '.spec.template.spec.containers[0].command as $c | $c[0] == "socat" and
+		($c | index("-t")) as $i | $c[$i + 1] == "10" and
+		($c[-2] | test("^TCP-LISTEN:8080,.*fork") and test("max-children=[0-9]+")) and
+		$c[-1] == "EXEC:/usr/share/kwh/kwh-handler"' "$TMP/d.json"
+	# the git cache is an emptyDir at the ConfigMap's KWH_CACHE, the secret
+	# is mounted as files read-only at the directory the ConfigMap names
+	manifest ConfigMap | jq -r '.data["kwh.env"]' >"$TMP/kwh.env"
+	cache=$(sed -n 's/^KWH_CACHE=//p' "$TMP/kwh.env")
+	secret=$(sed -n 's/^KWH_SECRET_FILE=//p' "$TMP/kwh.env")
+	jq -e --arg cache "$cache" --arg sdir "$(dirname "$secret")" '.spec.template.spec as $p |
+		($p.containers[0].volumeMounts | map({(.mountPath): .}) | add) as $m |
+		($p.volumes | map({(.name): .}) | add) as $v |
+		$v[$m[$cache].name].emptyDir != null and
+		$v[$m[$sdir].name].secret.secretName == "kwh" and $m[$sdir].readOnly == true and
+		($m | to_entries | map(select(.value.readOnly != true)) | all($v[.value.name].emptyDir != null))' "$TMP/d.json"
+	# the secret holds the key the ConfigMap names
+	manifest Secret | jq -e --arg k "$(basename "$secret")" '.stringData[$k] | test("REPLACE-ME")'
+	# the ConfigMap is found by the handler
+	jq -e '.spec.template.spec.containers[0].env | map(select(.name == "KWH_ENV_FILE")) | .[0].value == "/etc/kwh/config/kwh.env"' "$TMP/d.json"
+	jq -e '.spec.template.spec.containers[0].volumeMounts | map(select(.mountPath == "/etc/kwh/config")) | length == 1' "$TMP/d.json"
+}
+
+@test "RBAC: one Role in the CI namespace, create/get/patch on Argo workflows, nothing cluster-wide, no wildcards" {
+	manifest Role >"$TMP/role.json"
+	jq -e '.metadata.namespace == "ci"' "$TMP/role.json"
+	assert_equal "$(jq -c '.rules' "$TMP/role.json")" \
+		'[{"apiGroups":["argoproj.io"],"resources":["workflows"],"verbs":["create","get","patch"]}]'
+	[ -z "$(manifest ClusterRole)" ]
+	[ -z "$(manifest ClusterRoleBinding)" ]
+	run grep -n '"\*"' "$K/role.yaml" "$K/rolebinding.yaml"
+	assert_failure
+	# the binding: the Role, to the ServiceAccount the Deployment runs as
+	manifest RoleBinding >"$TMP/rb.json"
+	manifest ServiceAccount >"$TMP/sa.json"
+	jq -e --slurpfile sa "$TMP/sa.json" --slurpfile role "$TMP/role.json" '
+		.metadata.namespace == $role[0].metadata.namespace and
+		.roleRef == {"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":$role[0].metadata.name} and
+		.subjects == [{"kind":"ServiceAccount","name":$sa[0].metadata.name,"namespace":$sa[0].metadata.namespace}]' "$TMP/rb.json"
+	# the objects go where the Role is
+	manifest ConfigMap | jq -r '.data["kwh.env"]' >"$TMP/kwh.env"
+	grep -qx 'KWH_NAMESPACE=ci' "$TMP/kwh.env"
+	grep -qx 'KWH_ALLOW_NAMESPACE=ci' "$TMP/kwh.env"
+	grep -qx 'KWH_ALLOW_KINDS=argoproj.io/Workflow' "$TMP/kwh.env"
+}
+
+@test "RBAC: the Role grants exactly what kwh-apply asked for, in-cluster, with the shipped settings" {
+	need_chain
+	# the token authenticates as the Deployment's service account
+	manifest ServiceAccount >"$TMP/sa.json"
+	sa_user=system:serviceaccount:$(jq -r '.metadata.namespace + ":" + .metadata.name' "$TMP/sa.json")
+	apiserver_start --token-user "$sa_user"
+	deploy_repo; deploy_payload
+	printf '%s\n' "$SECRET_VALUE" >"$TMP/secret"
+	# the pod's service account files and environment
+	mkdir "$TMP/sa"
+	cp "$APISERVER_DIR/token" "$TMP/sa/token"
+	cp "$APISERVER_CA" "$TMP/sa/ca.crt"
+	printf kwh >"$TMP/sa/namespace"
+	export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$APISERVER_PORT
+	# the ConfigMap's settings; the pod's paths replaced by the environment
+	manifest ConfigMap | jq -r '.data["kwh.env"]' >"$TMP/kwh.env"
+	export KWH_ENV_FILE=$TMP/kwh.env KWH_SECRET_FILE=$TMP/secret KWH_CACHE=$TMP/cache \
+		KWH_SSH_KEY= KWH_KNOWN_HOSTS= KWH_LOG=$TMP/log KWH_SERVICE_ACCOUNT_DIR=$TMP/sa \
+		KWH_REMOTE="file://$TMP/srv/{full_name}.git"
+	# a push (generateName, --dedupe: POST), its redelivery (POST 409, GET)
+	signed_request d-rbac
+	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	assert_equal "$(http_status "$TMP/out")" 201
+	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	assert_equal "$(http_status "$TMP/out")" 200
+	http_body "$TMP/out" | jq -e '.results[0].action == "exists"'
+	# a named Workflow (server-side apply: GET, PATCH), twice
+	sed -i 's/^  generateName: ci-hello-$/  name: ci-named/' "$TMP/work/.ci/workflow.yaml"
+	git_quiet -C "$TMP/work" commit -q -am named
+	git_quiet -C "$TMP/work" push -q "$TMP/srv/octo/repo.git" main
+	REV=$(git_quiet -C "$TMP/work" rev-parse HEAD); deploy_payload
+	signed_request d-named
+	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	assert_equal "$(http_status "$TMP/out")" 201
+	signed_request d-named-2
+	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	assert_equal "$(http_status "$TMP/out")" 200
+	apiserver_objects | jq -e 'map(select(.kind == "Workflow" and .metadata.namespace == "ci")) | length == 2'
+	# every request came with the service account's token
+	apiserver_requests >"$TMP/requests.json"
+	jq -e --arg u "$sa_user" 'length > 0 and all(.auth == "Bearer" and .user == $u)' "$TMP/requests.json"
+	# method + path → what RBAC checks; discovery (/api, /apis, /apis/G/V) is
+	# open to every authenticated user (system:discovery) and needs no rule
+	jq -c '[.[] | .path as $p |
+		($p | capture("^/apis?/((?<group>[^/]+)/)?(?<version>v[^/]+)/namespaces/(?<ns>[^/]+)/(?<resource>[^/]+)(/(?<name>[^/]+))?$")) as $m
+		| {group: ($m.group // ""), resource: $m.resource, ns: $m.ns,
+		   verb: ({"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[.method]
+		          // (if $m.name then "get" else "list" end))}] | unique' "$TMP/requests.json" >"$TMP/needed.json"
+	jq -e '[.[] | .path | select(test("^/apis?/([^/]+/)?v[^/]+/namespaces/") | not)] |
+		all(test("^/api(s)?(/[^/]+)?(/[^/]+)?$"))' "$TMP/requests.json"
+	cat "$TMP/needed.json"
+	manifest Role | jq -c '.metadata.namespace as $ns | [.rules[] | .apiGroups[] as $g | .resources[] as $r |
+		.verbs[] as $v | {group: $g, resource: $r, ns: $ns, verb: $v}] | unique' >"$TMP/granted.json"
+	assert_equal "$(cat "$TMP/needed.json")" "$(cat "$TMP/granted.json")"
+}

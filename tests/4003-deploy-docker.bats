@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# The Dockerfile cannot be built here (no container engine): what can be
+# checked without building it is checked — the runtime stage installs the
+# package of every library the tools link, its command is the Deployment's;
+# and kwh.env.example documents exactly the handler's variables.
+
+load test_helper
+load 4000-deploy-lib
+
+setup() {
+	setup_tmp
+}
+
+# runtime_packages: the packages the Dockerfile's last stage installs.
+runtime_packages() {
+	awk '/^FROM /{ stage++ } stage == 2' "$TOP_DIR/Dockerfile" |
+		sed -n '/apt-get install/,/rm -rf/p' | tr ' \\' '\n\n' |
+		grep -E '^[a-z0-9][a-z0-9.+-]+$' | grep -vx -e apt-get -e install -e rm -e '&&' | sort -u
+}
+
+@test "Dockerfile: the runtime stage installs the package of every library the tools link" {
+	need_chain
+	runtime_packages >"$TMP/pkgs"
+	grep -qx socat "$TMP/pkgs"
+	grep -qx ca-certificates "$TMP/pkgs"
+	local t so path pkg
+	for t in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign; do
+		for so in $(readelf -d "$KWH_BIN/$t" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			case $so in libasan* | libubsan* | libc.so* | libm.so* | ld-linux*) continue ;; esac
+			path=$(ldd "$KWH_BIN/$t" | awk -v so="$so" '$1 == so { print $3 }')
+			[ -n "$path" ]
+			pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path") 
+			pkg=${pkg%%:*}
+			echo "$t $so $pkg"
+			grep -qx "$pkg" "$TMP/pkgs" || { echo "$pkg (for $so) is not installed by the Dockerfile" >&2; return 1; }
+		done
+	done
+}
+
+@test "Dockerfile: non-root, port 8080, its command is the Deployment's, the handler installed where it runs" {
+	local d=$TOP_DIR/Dockerfile
+	grep -q '^# NOT BUILT HERE' "$d"
+	grep -qx 'FROM debian:12-slim AS build' "$d"
+	grep -qx 'USER 65532:65532' "$d"
+	grep -qx 'EXPOSE 8080' "$d"
+	grep -q 'KWH_DEPS=build sh share/kwh/install-deps' "$d"
+	grep -q 'make install DESTDIR=/out PREFIX=/usr' "$d"
+	# make install puts the handler where the image's command runs it.
+	make -s -C "$TOP_DIR" install DESTDIR="$TMP/root" PREFIX=/usr >/dev/null
+	[ -x "$TMP/root/usr/share/kwh/kwh-handler" ]
+	[ -f "$TMP/root/usr/share/kwh/systemd/kwh@.service" ]
+	sed -n 's/^CMD //p' "$d" | jq -c . >"$TMP/cmd"
+	kubectl annotate --local -f "$TOP_DIR/share/kubernetes/deployment.yaml" a=b -o json |
+		jq -c '.spec.template.spec.containers[0].command' >"$TMP/deploy-cmd"
+	assert_equal "$(cat "$TMP/cmd")" "$(cat "$TMP/deploy-cmd")"
+	jq -e '.[-1] == "EXEC:/usr/share/kwh/kwh-handler"' "$TMP/cmd"
+	# .dockerignore keeps host-built programs out, not the sources
+	grep -qx 'bin/kwh-\*' "$TOP_DIR/.dockerignore"
+	grep -qx '!bin/kwh-\*.c' "$TOP_DIR/.dockerignore"
+}
+
+@test "kwh.env.example documents exactly the variables the handler knows, and they all parse" {
+	# the handler's list of known names
+	sed -n '/^\t\tKWH_ALLOW_KINDS | /,/) ;;$/p' "$HANDLER" | tr -c 'A-Z_0-9\n' ' ' | tr ' ' '\n' |
+		grep '^KWH_' | sort -u >"$TMP/known"
+	[ "$(wc -l <"$TMP/known")" -ge 20 ]
+	# KWH_ENV_FILE is read before the file, so it is not in the file
+	sed -n 's/^#\{0,1\}\(KWH_[A-Z_0-9]*\)=.*/\1/p' "$TOP_DIR/share/kwh/kwh.env.example" | sort -u >"$TMP/documented"
+	diff "$TMP/known" "$TMP/documented"
+	# every example line, uncommented, is accepted by the handler
+	need_chain
+	sed -n 's/^#\(KWH_[A-Z_0-9]*=.*\)/\1/p' "$TOP_DIR/share/kwh/kwh.env.example" >"$TMP/kwh.env"
+	printf 'GET /-/alive HTTP/1.1\r\nHost: x\r\n\r\n' >"$TMP/req"
+	printf 'x\n' >"$TMP/s"
+	# (the environment wins over the file: paths of this machine)
+	KWH_LOG=$TMP/log KWH_DRY_RUN=client KWH_BIN=$KWH_BIN \
+	KWH_ENV_FILE=$TMP/kwh.env KWH_SECRET_FILE=$TMP/s KWH_CACHE=$TMP/cache KWH_KUBECONFIG= \
+		KWH_SSH_KEY= KWH_KNOWN_HOSTS= KWH_TOKEN_FILE= "$HANDLER" <"$TMP/req" >"$TMP/out" || true
+	one_http_response "$TMP/out"
+	assert_equal "$(http_status "$TMP/out")" 200
+	run grep 'prog=kwh-handler' "$TMP/log"
+	assert_failure
+}
