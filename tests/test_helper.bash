@@ -34,11 +34,13 @@ free_port() {
 	return 1
 }
 
-# wait_port PORT [SECONDS]: waits until 127.0.0.1:PORT accepts connections.
+# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
+# It looks with ss(8) rather than connecting, so that a listener that runs
+# a chain per connection does not see an empty request.
 wait_port() {
 	local port=$1 n=$(( ${2:-10} * 20 ))
 	while [ "$n" -gt 0 ]; do
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		ss -Hltn "( sport = :$port )" 2>/dev/null | grep -q . && return 0
 		sleep 0.05; n=$((n - 1))
 	done
 	echo "nothing listens on 127.0.0.1:$port" >&2
