@@ -64,6 +64,8 @@ kwh_buf_grow(struct kwh_buf *b, size_t n)
 		cap = b->max + 1;
 	if (!(p = realloc(b->data, cap)))
 		return -1;
+	if (!b->data)
+		p[0] = '\0';
 	b->data = p;
 	b->cap = cap;
 	return 0;

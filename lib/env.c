@@ -142,6 +142,8 @@ kwh_env_next(struct kwh_env_reader *r, jv *out)
 			return -1;
 		}
 		jv_free(v);
+		if (jv_parser_remaining(r->parser) > 0)
+			continue;	/* an RS byte: jq stopped early */
 		if (r->eof)
 			return 0;
 		ssize_t n;

@@ -57,6 +57,15 @@ string(struct scan *s)
 					s->p = p;
 					return fail(s, "bad \\u escape");
 				}
+				if ((p[2] | 0x20) == 'd' && strchr("89ab", p[3] | 0x20)) {
+					/* a high surrogate must be followed by a low one */
+					if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8) ||
+					    (p[8] | 0x20) != 'd' || !((p[9] | 0x20) >= 'c' && (p[9] | 0x20) <= 'f')) {
+						s->p = p;
+						return fail(s, "unpaired surrogate in \\u escape");
+					}
+					p += 6;
+				}
 				p += 6;
 				continue;
 			default:

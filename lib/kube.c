@@ -360,7 +360,11 @@ load_kubeconfig(struct kwh_kube_config *cfg, const struct kwh_kube_source *src,
 		cfg->ca_file = xstrdup(s);
 	if (set_data(&cfg->ca_data, cl, "certificate-authority-data", "cluster", err, errlen) < 0)
 		goto out2;
-	cfg->insecure = jv_get_kind(jget(cl, "insecure-skip-tls-verify")) == JV_KIND_TRUE;
+	{
+		jv ins = jget(cl, "insecure-skip-tls-verify");
+		cfg->insecure = jv_get_kind(ins) == JV_KIND_TRUE;
+		jv_free(ins);
+	}
 	if (jv_get_kind(us) == JV_KIND_OBJECT) {
 		jv ex = jget(us, "exec");
 

@@ -1170,6 +1170,9 @@ json_stream(struct conv *c, jv *list, const char *data, size_t len)
 		jv_free(msg);
 	} else if (rc == 0) {
 		jv_free(v);
+		/* jq stops early, with no message, at an RS byte (0x1e). */
+		if (jv_parser_remaining(p) > 0)
+			rc = fail(c, KWH_YAML_EINVALID, 0, 0, "json: invalid character (0x1e) in the stream");
 	}
 	jv_parser_free(p);
 	return rc;
