@@ -98,13 +98,12 @@ handler() {
 	CODE=$(curl -sS --max-time 10 -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$PORT/-/alive")
 	assert_equal "$CODE" 200
 	jq -e '.message == "alive"' "$TMP/body"
-	# a stage that cannot start (here kwh-apply: no kubeconfig) fails the
-	# probe, so a misconfigured pod never becomes ready
-	# (500, or no answer at all when kwh-respond answers before kwh-verify
-	# has read the request and the connection is reset: both fail a probe)
+	# a stage that cannot run (here kwh-apply: no kubeconfig) still passes
+	# the answer through, as every stage passes an envelope that has a
+	# response (kwh(7)), and says what is wrong in the log
 	sed -i "s|^KWH_KUBECONFIG=.*|KWH_KUBECONFIG=$TMP/missing|" "$TMP/kwh.env"
 	CODE=$(curl -sS --max-time 10 -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$PORT/-/alive") || true
-	[[ $CODE == 500 || $CODE == 000 ]]
+	assert_equal "$CODE" 200
 	grep -q 'prog=kwh-apply level=error' "$TMP/log"
 }
 
@@ -144,13 +143,14 @@ handler() {
 	# KWH_LOG=auto, 2>&1 as inetd does it
 	"$HANDLER" <"$TMP/req" >"$TMP/out" 2>&1 || true
 	one_http_response "$TMP/out"
-	assert_equal "$(http_status "$TMP/out")" 500
-	run grep -c -e missing -e fatal "$TMP/out"
+	# a 5xx (which one depends on the stage that stops first), never the text
+	[[ $(http_status "$TMP/out") == 5?? ]]
+	run grep -c -e "fatal:" -e "warning:" "$TMP/out"
 	assert_output 0
 	# KWH_LOG=stderr is not obeyed when stderr is the connection
 	KWH_LOG=stderr "$HANDLER" <"$TMP/req" >"$TMP/out" 2>&1 || true
 	one_http_response "$TMP/out"
-	run grep -c -e missing -e fatal "$TMP/out"
+	run grep -c -e "fatal:" -e "warning:" "$TMP/out"
 	assert_output 0
 	# and the same over a real socket (socat's stderr option: the handler's
 	# standard error is the connection, as under inetd)
@@ -178,10 +178,10 @@ handler() {
 	apiserver_start
 	deploy_repo; deploy_payload; deploy_env
 	serve
-	# the body comes 2 s after the headers: all five stages are caught
+	# the body comes 4 s after the headers: all five stages are caught
 	# running, kwh-verify waiting for the body
 	signed_request d-argv
-	{ sed -n '1,/^\r$/p' "$TMP/req"; sleep 2; sed '1,/^\r$/d' "$TMP/req"; } |
+	{ sed -n '1,/^\r$/p' "$TMP/req"; sleep 4; sed '1,/^\r$/d' "$TMP/req"; } |
 		socat -t 10 - TCP:127.0.0.1:"$PORT" >"$TMP/resp" &
 	local curl_pid=$! seen= pid args
 	for _ in $(seq 1 200); do
@@ -199,6 +199,7 @@ handler() {
 		sleep 0.02
 	done
 	wait "$curl_pid"
+	[ "$seen" = yes ] || { echo "seen:"; sort -u "$TMP/cmdlines"; cat "$TMP/resp"; }
 	assert_equal "$seen" yes
 	sort -u "$TMP/cmdlines"
 	# the secret is passed as a path
