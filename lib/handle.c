@@ -1,0 +1,397 @@
+/* handle.c — kwh-handle: the five stages in one process. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "env.h"
+#include "err.h"
+#include "handle.h"
+#include "respond.h"
+#include "spool.h"
+
+static const char usage[] =
+"usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
+"                  [--allow-sha1] [--budget SECONDS] [--cache DIR] [--context NAME]\n"
+"                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
+"                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
+"                  [--insecure] [--insecure-skip-host-key-check]\n"
+"                  [--known-hosts FILE] [--kubeconfig FILE] [--log DEST]\n"
+"                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
+"                  [--namespace NS] [--path PATH] [--remote TEMPLATE]\n"
+"                  [--secret-file FILE]... [--service-account-dir DIR]\n"
+"                  [--set KEY=EXPR]... [--spool DIR] [--ssh-key FILE]\n"
+"                  [--timeout SECONDS] [--token-file FILE] [--use-git-url]\n"
+"       kwh-handle --help | --version\n"
+"The secret may also come from the WEBHOOK_SECRET environment variable.\n";
+
+enum {
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CACHE, O_CONTEXT,
+	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
+	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LOG, O_MAX_BODY,
+	O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_NAMESPACE, O_PATH, O_REMOTE,
+	O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY, O_TIMEOUT, O_TOKEN_FILE,
+	O_USE_GIT_URL, O_VERSION,
+};
+
+static const struct option longopts[] = {
+	{ "allow-kind", required_argument, NULL, O_ALLOW_KIND },
+	{ "allow-namespace", required_argument, NULL, O_ALLOW_NS },
+	{ "allow-sha1", no_argument, NULL, O_ALLOW_SHA1 },
+	{ "budget", required_argument, NULL, O_BUDGET },
+	{ "cache", required_argument, NULL, O_CACHE },
+	{ "context", required_argument, NULL, O_CONTEXT },
+	{ "deadline", required_argument, NULL, O_DEADLINE },
+	{ "dedupe", no_argument, NULL, O_DEDUPE },
+	{ "dry-run", optional_argument, NULL, O_DRY_RUN },
+	{ "events", required_argument, NULL, O_EVENTS },
+	{ "filter", required_argument, NULL, O_FILTER },
+	{ "help", no_argument, NULL, O_HELP },
+	{ "ignore-ref", required_argument, NULL, O_IGNORE_REF },
+	{ "insecure", no_argument, NULL, O_INSECURE },
+	{ "insecure-skip-host-key-check", no_argument, NULL, O_SKIP_HOST_KEY },
+	{ "known-hosts", required_argument, NULL, O_KNOWN_HOSTS },
+	{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
+	{ "log", required_argument, NULL, O_LOG },
+	{ "max-body", required_argument, NULL, O_MAX_BODY },
+	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
+	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
+	{ "namespace", required_argument, NULL, O_NAMESPACE },
+	{ "path", required_argument, NULL, O_PATH },
+	{ "remote", required_argument, NULL, O_REMOTE },
+	{ "secret-file", required_argument, NULL, O_SECRET_FILE },
+	{ "service-account-dir", required_argument, NULL, O_SA_DIR },
+	{ "set", required_argument, NULL, O_SET },
+	{ "spool", required_argument, NULL, O_SPOOL },
+	{ "ssh-key", required_argument, NULL, O_SSH_KEY },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "token-file", required_argument, NULL, O_TOKEN_FILE },
+	{ "use-git-url", no_argument, NULL, O_USE_GIT_URL },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* kwh-apply's check of --allow-kind and --allow-namespace. */
+static void
+policy(const char **list, size_t *n, const char *opt, const char *arg)
+{
+	if (*n >= KWH_APPLY_MAX_POLICY)
+		kwh_usage_error("%s: at most %d", opt, KWH_APPLY_MAX_POLICY);
+	if (!strcmp(opt, "--allow-kind") && (!strchr(arg, '/') || !strchr(arg, '/')[1]))
+		kwh_usage_error("--allow-kind '%s': want GROUP/KIND (core kinds as /KIND)", arg);
+	list[(*n)++] = arg;
+}
+
+void
+kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
+{
+	int c;
+
+	memset(h, 0, sizeof *h);
+	kwh_err_init(argv[0]);
+	h->verify.limits = (struct kwh_http_limits)KWH_HTTP_LIMITS_DEFAULT;
+	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
+	h->fetch.path = ".ci/workflow.yaml";
+	h->fetch.timeout_ms = 9000;
+	h->apply.field_manager = "kwh";
+	h->apply.deadline_ms = KWH_APPLY_DEADLINE_MS;
+	kwh_buf_init(&h->cache, 0);
+	kwh_buf_init(&h->token, 0);
+	kwh_buf_init(&h->known_hosts, 0);
+	h->filters = calloc((size_t)argc + 1, sizeof *h->filters);
+	h->sets = calloc((size_t)argc + 1, sizeof *h->sets);
+	if (!h->filters || !h->sets)
+		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_ALLOW_KIND: policy(h->apply.allow_kind, &h->apply.n_allow_kind, "--allow-kind", optarg); break;
+		case O_ALLOW_NS: policy(h->apply.allow_ns, &h->apply.n_allow_ns, "--allow-namespace", optarg); break;
+		case O_ALLOW_SHA1: h->verify.allow_sha1 = 1; break;
+		case O_BUDGET: h->verify.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
+		case O_CACHE: h->fetch.git.cache_dir = h->apply.cache_dir = optarg; break;
+		case O_CONTEXT: h->apply.src.context = optarg; break;
+		case O_DEADLINE: h->apply.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;
+		case O_DEDUPE: h->apply.dedupe = 1; break;
+		case O_DRY_RUN:
+			if (!optarg || !strcmp(optarg, "client"))
+				h->apply.dry_run = KWH_DRY_CLIENT;
+			else if (!strcmp(optarg, "server"))
+				h->apply.dry_run = KWH_DRY_SERVER;
+			else
+				kwh_usage_error("--dry-run: '%s' is neither client nor server", optarg);
+			break;
+		case O_EVENTS: h->annotate.events = optarg; break;
+		case O_FILTER: h->filters[h->annotate.nfilters++] = optarg; break;
+		case O_HELP: kwh_cli_help(usage);
+		case O_IGNORE_REF: h->annotate.ignore_ref = optarg; break;
+		case O_INSECURE: h->verify.insecure = 1; break;
+		case O_SKIP_HOST_KEY: h->fetch.git.skip_host_key_check = 1; break;
+		case O_KNOWN_HOSTS: h->fetch.git.known_hosts = optarg; break;
+		case O_KUBECONFIG: h->apply.src.kubeconfig = optarg; break;
+		case O_LOG: kwh_cli_log(optarg); break;
+		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
+		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
+		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
+		case O_NAMESPACE: h->apply.namespace = optarg; break;
+		case O_PATH: h->fetch.path = optarg; break;
+		case O_REMOTE: h->fetch.remote = optarg; break;
+		case O_SECRET_FILE: kwh_cli_secret_file(&h->verify.secrets, optarg); break;
+		case O_SA_DIR: h->apply.src.sa_dir = optarg; break;
+		case O_SET: h->sets[h->annotate.nsets++] = optarg; break;
+		case O_SPOOL: h->spool = optarg; break;
+		case O_SSH_KEY: h->fetch.git.ssh_key = optarg; break;
+		case O_TIMEOUT:
+			h->verify.limits.timeout_ms = h->fetch.timeout_ms =
+			    kwh_cli_seconds_ms("--timeout", optarg);
+			break;
+		case O_TOKEN_FILE: h->token_file = optarg; break;
+		case O_USE_GIT_URL: h->fetch.use_git_url = 1; break;
+		case O_VERSION: kwh_cli_version();
+		default: kwh_usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		kwh_usage_error("unexpected argument '%s'", argv[optind]);
+	h->annotate.filters = h->filters;
+	h->annotate.sets = h->sets;
+	if (!*h->fetch.path)
+		kwh_usage_error("--path: empty");
+	if (h->fetch.remote && !strstr(h->fetch.remote, "{full_name}") &&
+	    !strstr(h->fetch.remote, "{owner}") && !strstr(h->fetch.remote, "{name}"))
+		kwh_usage_error("--remote: '%s' has no {full_name}, {owner} or {name}", h->fetch.remote);
+	kwh_cli_secret_env(&h->verify.secrets, "WEBHOOK_SECRET");
+	if (h->verify.secrets.n == 0 && !h->verify.insecure)
+		kwh_die(KWH_EXIT_USAGE, "no secret: give --secret-file FILE or WEBHOOK_SECRET "
+		    "(or --insecure to accept unsigned deliveries)");
+}
+
+/* kwh-fetch's default: $XDG_CACHE_HOME/kwh, else /var/cache/kwh when
+ * writable, else ~/.cache/kwh. */
+static void
+default_cache(struct kwh_buf *b)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+
+	if (x && *x == '/')
+		kwh_buf_printf(b, "%s/kwh", x);
+	else if (access("/var/cache/kwh", W_OK) == 0)
+		kwh_buf_adds(b, "/var/cache/kwh");
+	else if (home && *home == '/')
+		kwh_buf_printf(b, "%s/.cache/kwh", home);
+	else
+		kwh_die(KWH_EXIT_SYSTEM, "no cache directory: set --cache, XDG_CACHE_HOME or HOME");
+}
+
+static void
+readable(const char *what, const char *path)
+{
+	if (access(path, R_OK) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "cannot read %s '%s': %s", what, path, strerror(errno));
+}
+
+/* kwh-fetch's checks and set-up of the git options. */
+static void
+init_fetch(struct kwh_handle *h)
+{
+	struct kwh_git_opts *g = &h->fetch.git;
+
+	if (!g->cache_dir) {
+		default_cache(&h->cache);
+		g->cache_dir = h->apply.cache_dir = h->cache.data;
+	}
+	if (h->token_file) {
+		struct kwh_buf *t = &h->token;
+
+		if (kwh_buf_read_file(t, h->token_file) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "cannot read token file '%s': %s", h->token_file, strerror(errno));
+		if (t->len && t->data[t->len - 1] == '\n')
+			t->data[--t->len] = '\0';
+		if (t->len && t->data[t->len - 1] == '\r')
+			t->data[--t->len] = '\0';
+		if (!t->len)
+			kwh_die(KWH_EXIT_SYSTEM, "token file '%s' is empty", h->token_file);
+		g->token = t->data;
+	}
+	if (g->ssh_key) {
+		readable("SSH key", g->ssh_key);
+		if (!g->known_hosts && !g->skip_host_key_check) {
+			const char *home = getenv("HOME");
+			kwh_buf_printf(&h->known_hosts, "%s/.ssh/known_hosts", home ? home : "");
+			g->known_hosts = h->known_hosts.data;
+		}
+	}
+	if (g->known_hosts && !g->skip_host_key_check)
+		readable("known hosts file", g->known_hosts);
+	g->progress = isatty(2);
+}
+
+int
+kwh_handle_init(struct kwh_handle *h)
+{
+	char err[1024];
+	int is_usage = 0;
+
+	if (kwh_annotate_init(&h->annotate, err, sizeof err) < 0)
+		kwh_die(KWH_EXIT_USAGE, "%s", err);
+	h->annotate_ready = 1;
+	init_fetch(h);
+	if (kwh_apply_init(&h->apply, &is_usage, h->apply_err, sizeof h->apply_err) < 0) {
+		if (is_usage)
+			kwh_usage_error("%s", h->apply_err);
+		kwh_warn("%s", h->apply_err);
+		if (!h->apply_err[0])
+			snprintf(h->apply_err, sizeof h->apply_err, "no cluster configuration");
+	} else {
+		h->apply_ready = 1;
+	}
+	kwh_pledge("stdio rpath wpath cpath flock inet dns proc exec");
+	return 0;
+}
+
+/* Feeds len bytes to p; keeps the first value in *v; 0, or -1 with *msg
+ * when the text is not JSON or holds a second value. */
+static int
+feed(jv_parser *p, const char *s, size_t len, int partial, jv *v, jv *msg)
+{
+	if (len > INT_MAX) {
+		*msg = jv_string("envelope text too large");
+		return -1;
+	}
+	jv_parser_set_buf(p, s, (int)len, partial);
+	for (;;) {
+		jv x = jv_parser_next(p);
+
+		if (jv_is_valid(x)) {
+			if (jv_is_valid(*v)) {
+				jv_free(x);
+				*msg = jv_string("more than one JSON text");
+				return -1;
+			}
+			jv_free(*v);
+			*v = x;
+			continue;
+		}
+		if (jv_invalid_has_msg(jv_copy(x))) {
+			*msg = jv_invalid_get_msg(x);
+			return -1;
+		}
+		jv_free(x);
+		return 0;
+	}
+}
+
+jv
+kwh_handle_envelope(const struct kwh_verify_out *o)
+{
+	jv_parser *p = jv_parser_new(0);
+	jv v = jv_invalid(), msg = jv_null();
+	const char *head = o->head.data ? o->head.data : "";
+	int bad;
+
+	if (!p)
+		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+	bad = feed(p, head, o->head.len, 1, &v, &msg) < 0 ||
+	    (o->payload_len && feed(p, o->payload, o->payload_len, 1, &v, &msg) < 0) ||
+	    feed(p, o->tail ? o->tail : "", o->tail ? strlen(o->tail) : 0, 0, &v, &msg) < 0;
+	jv_parser_free(p);
+	if (bad) {
+		jv_free(v);
+		v = kwh_env_respond(kwh_env_new(), 500, "kwh-verify produced output that is not JSON: %s",
+		    jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "parse error");
+	} else if (!jv_is_valid(v)) {
+		v = kwh_env_respond(kwh_env_new(), 500, "no envelope: kwh-verify produced nothing");
+	} else if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		const char *k = jv_kind_name(jv_get_kind(v));
+		jv_free(v);
+		v = kwh_env_respond(kwh_env_new(), 500,
+		    "kwh-verify produced a JSON %s, not an envelope object", k);
+	}
+	jv_free(msg);
+	return v;
+}
+
+/*
+ * Runs one stage under its own name, so that its log lines, messages and
+ * response.stage (which kwh-replay(1) restarts from) are the chain's.
+ */
+static jv
+stage(const char *name, kwh_stage_fn fn, void *ctx, jv env)
+{
+	const char *self = kwh_progname;
+
+	if (kwh_env_has_response(env))
+		return env;
+	kwh_progname = name;
+	env = fn(ctx, env);
+	kwh_progname = self;
+	return env;
+}
+
+static jv
+unconfigured(void *ctx, jv env)
+{
+	return kwh_env_respond(env, 500, "kwh-apply cannot run: %s", (const char *)ctx);
+}
+
+int
+kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
+{
+	struct kwh_verify_out v;
+	struct kwh_buf resp = KWH_BUF_INIT;
+	int st, code, spool_failed = 0, unconfigured_used = 0;
+	const char *self;
+	jv env;
+
+	self = kwh_progname;
+	kwh_progname = "kwh-verify";
+	kwh_verify(&h->verify, in, &v);
+	kwh_secrets_wipe(&h->verify.secrets);
+	env = kwh_handle_envelope(&v);
+	kwh_verify_out_release(&v);
+	kwh_progname = self;
+	env = stage("kwh-annotate", kwh_annotate, &h->annotate, env);
+	/* One request per run: kwh-fetch's forked child must not inherit the
+	 * compiled jq programs (memory checkers following it would see them). */
+	kwh_annotate_release(&h->annotate);
+	h->annotate_ready = 0;
+	env = stage("kwh-fetch", kwh_fetch, &h->fetch, env);
+	if (!h->apply_ready && !kwh_env_has_response(env))
+		unconfigured_used = 1;
+	env = h->apply_ready ? stage("kwh-apply", kwh_apply, &h->apply, env) :
+	    stage("kwh-apply", unconfigured, h->apply_err, env);
+	kwh_progname = "kwh-respond";
+	if (h->spool)
+		env = kwh_spool_respond(h->spool, env, &spool_failed);
+	if (envp)
+		*envp = jv_copy(env);
+	st = kwh_respond(env, &resp);
+	kwh_progname = self;
+	if (!resp.data || kwh_write_all(out, resp.data, resp.len) < 0) {
+		kwh_warn("cannot write the response: %s", strerror(errno));
+		kwh_buf_release(&resp);
+		return KWH_EXIT_SYSTEM;
+	}
+	kwh_buf_release(&resp);
+	code = st >= 400 ? KWH_EXIT_REFUSED : KWH_EXIT_OK;
+	return spool_failed || unconfigured_used ? KWH_EXIT_SYSTEM : code;
+}
+
+void
+kwh_handle_release(struct kwh_handle *h)
+{
+	kwh_secrets_wipe(&h->verify.secrets);
+	if (h->annotate_ready)
+		kwh_annotate_release(&h->annotate);
+	if (h->apply_ready)
+		kwh_apply_release(&h->apply);
+	kwh_buf_wipe(&h->token);
+	kwh_buf_release(&h->cache);
+	kwh_buf_release(&h->known_hosts);
+	free(h->filters);
+	free(h->sets);
+	h->filters = h->sets = NULL;
+	h->annotate_ready = h->apply_ready = 0;
+}

@@ -1,0 +1,76 @@
+/* handle.h — kwh-handle: the five stages in one process (kwh-handle(1)). */
+#ifndef KWH_HANDLE_H
+#define KWH_HANDLE_H
+#include <jv.h>
+
+#include "annotate.h"
+#include "apply.h"
+#include "buf.h"
+#include "fetch.h"
+#include "verify.h"
+
+/*
+ * Every stage's options, as the separate tools take them, and what the
+ * handler set up from them.  kwh_handle_options() fills it from argv
+ * (strings are borrowed from argv); kwh_handle_init() compiles and loads;
+ * kwh_handle_release() gives everything back.
+ *
+ * Options two tools share serve both: --log is the one log of every
+ * stage, --cache the directory of kwh-fetch's git cache and of
+ * kwh-apply's discovery cache (they use different names inside it), and
+ * --timeout both kwh-verify's read timeout and kwh-fetch's budget when
+ * an envelope has no deadline (it always has one here, set by --budget).
+ */
+struct kwh_handle {
+	struct kwh_verify_opts verify;
+	struct kwh_annotate_opts annotate;
+	struct kwh_fetch_opts fetch;
+	struct kwh_apply apply;
+	const char *spool;		/* --spool DIR, or NULL */
+	const char *token_file;		/* --token-file */
+
+	/* state */
+	const char **filters, **sets;	/* arrays of argc pointers */
+	struct kwh_buf cache, token, known_hosts;
+	int annotate_ready, apply_ready;
+	char apply_err[1024];		/* why kwh-apply cannot run, or "" */
+};
+
+/*
+ * Parses argv into h (which it zeroes first) with getopt_long: --help and
+ * --version print and exit 0, usage errors exit 100 and unreadable files
+ * 111, as the separate tools do.
+ */
+void kwh_handle_options(struct kwh_handle *h, int argc, char **argv);
+
+/*
+ * Compiles the expressions, reads the token and loads the cluster
+ * configuration.  A configuration that cannot be loaded is no error here:
+ * as in the chain, every delivery that reaches kwh-apply then gets 500
+ * and kwh_handle_run() returns 111.  Returns 0, or dies (100 or 111).
+ */
+int kwh_handle_init(struct kwh_handle *h);
+
+/*
+ * Handles one request: reads it from in, runs verify → annotate → fetch →
+ * apply (a stage is skipped once the envelope has a response, as in the
+ * chain), spools under --spool, and writes the HTTP response to out.  If
+ * envp is not NULL, *envp receives the final envelope (the caller frees
+ * it).  Call it once: it wipes the secrets after the check and releases
+ * the annotate stage's programs before fetching.  Returns the exit code: 0 (a 2xx or 3xx response), 1 (400 or
+ * more), 111 (the response could not be written, the spool write failed,
+ * or kwh-apply could not run).
+ */
+int kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp);
+
+/* Gives back what options and init took, wiping the secrets. */
+void kwh_handle_release(struct kwh_handle *h);
+
+/*
+ * The envelope text of a verify result (head, payload, tail) parsed into
+ * a jv without copying the payload.  Returns the object, or an envelope
+ * with a 500 response when the text is not one JSON object.
+ */
+jv kwh_handle_envelope(const struct kwh_verify_out *v);
+
+#endif
