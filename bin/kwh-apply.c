@@ -23,16 +23,6 @@ unconfigured(void *ctx, jv env)
 	return kwh_env_respond(env, 500, "kwh-apply cannot run: %s", (const char *)ctx);
 }
 
-static void
-policy(const char **list, size_t *n, const char *opt, const char *arg)
-{
-	if (*n >= KWH_APPLY_MAX_POLICY)
-		kwh_usage_error("%s: at most %d", opt, KWH_APPLY_MAX_POLICY);
-	if (!strcmp(opt, "--allow-kind") && (!strchr(arg, '/') || !strchr(arg, '/')[1]))
-		kwh_usage_error("--allow-kind '%s': want GROUP/KIND (core kinds as /KIND)", arg);
-	list[(*n)++] = arg;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -60,8 +50,8 @@ main(int argc, char **argv)
 	kwh_err_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'K': policy(a.allow_kind, &a.n_allow_kind, "--allow-kind", optarg); break;
-		case 'N': policy(a.allow_ns, &a.n_allow_ns, "--allow-namespace", optarg); break;
+		case 'K': kwh_cli_policy(a.allow_kind, &a.n_allow_kind, KWH_APPLY_MAX_POLICY, "--allow-kind", optarg); break;
+		case 'N': kwh_cli_policy(a.allow_ns, &a.n_allow_ns, KWH_APPLY_MAX_POLICY, "--allow-namespace", optarg); break;
 		case 'c': a.cache_dir = optarg; break;
 		case 'C': a.src.context = optarg; break;
 		case 'd': a.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;

@@ -18,29 +18,6 @@ static const char usage[] =
 "                 [--token-file FILE] [--use-git-url]\n"
 "       kwh-fetch --help | --version\n";
 
-/* $XDG_CACHE_HOME/kwh, else /var/cache/kwh when writable, else ~/.cache/kwh. */
-static void
-default_cache(struct kwh_buf *b)
-{
-	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	if (x && *x == '/')
-		kwh_buf_printf(b, "%s/kwh", x);
-	else if (access("/var/cache/kwh", W_OK) == 0)
-		kwh_buf_adds(b, "/var/cache/kwh");
-	else if (home && *home == '/')
-		kwh_buf_printf(b, "%s/.cache/kwh", home);
-	else
-		kwh_die(KWH_EXIT_SYSTEM, "no cache directory: set --cache, XDG_CACHE_HOME or HOME");
-}
-
-static void
-readable(const char *what, const char *path)
-{
-	if (access(path, R_OK) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "cannot read %s '%s': %s", what, path, strerror(errno));
-}
-
 int
 main(int argc, char **argv)
 {
@@ -90,7 +67,7 @@ main(int argc, char **argv)
 	    !strstr(o.remote, "{owner}") && !strstr(o.remote, "{name}"))
 		kwh_usage_error("--remote: '%s' has no {full_name}, {owner} or {name}", o.remote);
 	if (!o.git.cache_dir) {
-		default_cache(&cache);
+		kwh_cli_default_cache(&cache);
 		o.git.cache_dir = cache.data;
 	}
 	if (token_file) {
@@ -105,7 +82,7 @@ main(int argc, char **argv)
 		o.git.token = token.data;
 	}
 	if (o.git.ssh_key) {
-		readable("SSH key", o.git.ssh_key);
+		kwh_cli_readable("SSH key", o.git.ssh_key);
 		if (!o.git.known_hosts && !o.git.skip_host_key_check) {
 			const char *home = getenv("HOME");
 			kwh_buf_printf(&kh, "%s/.ssh/known_hosts", home ? home : "");
@@ -113,7 +90,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (o.git.known_hosts && !o.git.skip_host_key_check)
-		readable("known hosts file", o.git.known_hosts);
+		kwh_cli_readable("known hosts file", o.git.known_hosts);
 	o.git.progress = isatty(2);
 	kwh_pledge("stdio rpath wpath cpath flock inet dns proc");
 	code = kwh_env_loop(kwh_fetch, &o);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void
 kwh_cli_help(const char *usage)
@@ -59,4 +60,36 @@ kwh_cli_seconds_ms(const char *opt, const char *arg)
 	if (errno || end == arg || *end || !(d > 0) || d > 86400 || isnan(d))
 		kwh_usage_error("%s: '%s' is not a number of seconds (0 < s <= 86400)", opt, arg);
 	return (long)(d * 1000 + 0.5);
+}
+
+void
+kwh_cli_default_cache(struct kwh_buf *b)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+
+	if (x && *x == '/')
+		kwh_buf_printf(b, "%s/kwh", x);
+	else if (access("/var/cache/kwh", W_OK) == 0)
+		kwh_buf_adds(b, "/var/cache/kwh");
+	else if (home && *home == '/')
+		kwh_buf_printf(b, "%s/.cache/kwh", home);
+	else
+		kwh_die(KWH_EXIT_SYSTEM, "no cache directory: set --cache, XDG_CACHE_HOME or HOME");
+}
+
+void
+kwh_cli_readable(const char *what, const char *path)
+{
+	if (access(path, R_OK) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "cannot read %s '%s': %s", what, path, strerror(errno));
+}
+
+void
+kwh_cli_policy(const char **list, size_t *n, size_t max, const char *opt, const char *arg)
+{
+	if (*n >= max)
+		kwh_usage_error("%s: at most %zu", opt, max);
+	if (!strcmp(opt, "--allow-kind") && (!strchr(arg, '/') || !strchr(arg, '/')[1]))
+		kwh_usage_error("--allow-kind '%s': want GROUP/KIND (core kinds as /KIND)", arg);
+	list[(*n)++] = arg;
 }

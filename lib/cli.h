@@ -2,6 +2,7 @@
 #ifndef KWH_CLI_H
 #define KWH_CLI_H
 #include <stddef.h>
+#include "buf.h"
 #include "sig.h"
 
 /* Prints usage (the man page SYNOPSIS) to stdout and exits 0. */
@@ -19,6 +20,20 @@ long kwh_cli_seconds_ms(const char *opt, const char *arg);
  * wipes it from the environment so that no child sees it.  0 when added.
  */
 int kwh_cli_secret_env(struct kwh_secrets *s, const char *var);
+/*
+ * The default cache directory (kwh-fetch's git cache, kwh-apply's discovery
+ * cache): $XDG_CACHE_HOME/kwh, else /var/cache/kwh when writable, else
+ * ~/.cache/kwh; appended to b.  Dies with 111 when there is none.
+ */
+void kwh_cli_default_cache(struct kwh_buf *b);
+/* Dies with 111, naming what and path, unless path is readable. */
+void kwh_cli_readable(const char *what, const char *path);
+/*
+ * Appends arg to list[*n] (at most max entries) for --allow-kind or
+ * --allow-namespace (opt), checking GROUP/KIND for --allow-kind; dies with
+ * 100 on a bad value.
+ */
+void kwh_cli_policy(const char **list, size_t *n, size_t max, const char *opt, const char *arg);
 /* Adds the secret file or dies with 111 naming the file. */
 void kwh_cli_secret_file(struct kwh_secrets *s, const char *path);
 

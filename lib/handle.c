@@ -74,17 +74,6 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* kwh-apply's check of --allow-kind and --allow-namespace. */
-static void
-policy(const char **list, size_t *n, const char *opt, const char *arg)
-{
-	if (*n >= KWH_APPLY_MAX_POLICY)
-		kwh_usage_error("%s: at most %d", opt, KWH_APPLY_MAX_POLICY);
-	if (!strcmp(opt, "--allow-kind") && (!strchr(arg, '/') || !strchr(arg, '/')[1]))
-		kwh_usage_error("--allow-kind '%s': want GROUP/KIND (core kinds as /KIND)", arg);
-	list[(*n)++] = arg;
-}
-
 void
 kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 {
@@ -107,8 +96,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_ALLOW_KIND: policy(h->apply.allow_kind, &h->apply.n_allow_kind, "--allow-kind", optarg); break;
-		case O_ALLOW_NS: policy(h->apply.allow_ns, &h->apply.n_allow_ns, "--allow-namespace", optarg); break;
+		case O_ALLOW_KIND: kwh_cli_policy(h->apply.allow_kind, &h->apply.n_allow_kind, KWH_APPLY_MAX_POLICY, "--allow-kind", optarg); break;
+		case O_ALLOW_NS: kwh_cli_policy(h->apply.allow_ns, &h->apply.n_allow_ns, KWH_APPLY_MAX_POLICY, "--allow-namespace", optarg); break;
 		case O_ALLOW_SHA1: h->verify.allow_sha1 = 1; break;
 		case O_BUDGET: h->verify.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
 		case O_CACHE: h->fetch.git.cache_dir = h->apply.cache_dir = optarg; break;
@@ -168,30 +157,6 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		    "(or --insecure to accept unsigned deliveries)");
 }
 
-/* kwh-fetch's default: $XDG_CACHE_HOME/kwh, else /var/cache/kwh when
- * writable, else ~/.cache/kwh. */
-static void
-default_cache(struct kwh_buf *b)
-{
-	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-
-	if (x && *x == '/')
-		kwh_buf_printf(b, "%s/kwh", x);
-	else if (access("/var/cache/kwh", W_OK) == 0)
-		kwh_buf_adds(b, "/var/cache/kwh");
-	else if (home && *home == '/')
-		kwh_buf_printf(b, "%s/.cache/kwh", home);
-	else
-		kwh_die(KWH_EXIT_SYSTEM, "no cache directory: set --cache, XDG_CACHE_HOME or HOME");
-}
-
-static void
-readable(const char *what, const char *path)
-{
-	if (access(path, R_OK) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "cannot read %s '%s': %s", what, path, strerror(errno));
-}
-
 /* kwh-fetch's checks and set-up of the git options. */
 static void
 init_fetch(struct kwh_handle *h)
@@ -199,7 +164,7 @@ init_fetch(struct kwh_handle *h)
 	struct kwh_git_opts *g = &h->fetch.git;
 
 	if (!g->cache_dir) {
-		default_cache(&h->cache);
+		kwh_cli_default_cache(&h->cache);
 		g->cache_dir = h->apply.cache_dir = h->cache.data;
 	}
 	if (h->token_file) {
@@ -216,7 +181,7 @@ init_fetch(struct kwh_handle *h)
 		g->token = t->data;
 	}
 	if (g->ssh_key) {
-		readable("SSH key", g->ssh_key);
+		kwh_cli_readable("SSH key", g->ssh_key);
 		if (!g->known_hosts && !g->skip_host_key_check) {
 			const char *home = getenv("HOME");
 			kwh_buf_printf(&h->known_hosts, "%s/.ssh/known_hosts", home ? home : "");
@@ -224,7 +189,7 @@ init_fetch(struct kwh_handle *h)
 		}
 	}
 	if (g->known_hosts && !g->skip_host_key_check)
-		readable("known hosts file", g->known_hosts);
+		kwh_cli_readable("known hosts file", g->known_hosts);
 	g->progress = isatty(2);
 }
 
