@@ -39,12 +39,18 @@ created_with() {
 	apiserver_requests | jq -e 'map(select(.method == "POST")) | length == 2 and all(.user == "kwh-client" and .auth == null)'
 }
 
-@test "a client certificate from another CA is not accepted: 502" {
+@test "a client certificate from another CA is not accepted: 502 (or 503), nothing created" {
 	write_kubeconfig "$TMP/kc" "    client-certificate: $APISERVER_DIR/other-client.crt
     client-key: $APISERVER_DIR/other-client.key"
 	run --separate-stderr kwh-apply --kubeconfig "$TMP/kc" --cache "$TMP/cache" --log none <"$TMP/in"
 	assert_failure 1
-	echo "$output" | jq -e '.response.status == 502'
+	# Usually the server's TLS alert reaches curl and it is named: 502.  With
+	# TLS 1.3 the refusal comes after the handshake, and on a slow machine
+	# curl sometimes sees only a broken connection (SSL_write "bad write
+	# retry", getpeername ENOTCONN), which it cannot tell from a network
+	# failure: retried, then 503.  Either way nothing is created.
+	echo "$output" | jq -e '.response.status == 502 or .response.status == 503' || { echo "$output"; return 1; }
+	apiserver_objects | jq -e 'length == 0'
 }
 
 @test "tokenFile and certificate-authority relative to the kubeconfig's directory" {
@@ -90,7 +96,7 @@ created_with() {
       args: [fail]"
 	run --separate-stderr kwh-apply --kubeconfig "$TMP/kc" --cache "$TMP/cache" --log none <"$TMP/in"
 	assert_failure 1
-	echo "$output" | jq -e '.response.status == 502'
+	echo "$output" | jq -e '.response.status == 502' || { echo "$output"; return 1; }
 	echo "$output" | jq -r .response.message | grep -F 'no credentials for you'
 }
 
@@ -129,7 +135,7 @@ created_with() {
 	EOC
 	run --separate-stderr kwh-apply --kubeconfig "$TMP/kc" --cache "$TMP/cache" --log none <"$TMP/in"
 	assert_failure 1
-	echo "$output" | jq -e '.response.status == 502'
+	echo "$output" | jq -e '.response.status == 502' || { echo "$output"; return 1; }
 	created_with --kubeconfig "$TMP/kc" --context working
 	echo "$output" | jq -e '.results[0].namespace == "chosen"'
 	run --separate-stderr kwh-apply --kubeconfig "$TMP/kc" --context nope <"$TMP/in"
@@ -161,7 +167,7 @@ created_with() {
 	export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$APISERVER_PORT
 	run --separate-stderr kwh-apply --service-account-dir "$TMP/sa" --cache "$TMP/cache" --log none <"$TMP/in"
 	assert_failure 1
-	echo "$output" | jq -e '.response.status == 502'
+	echo "$output" | jq -e '.response.status == 502' || { echo "$output"; return 1; }
 	cp "$APISERVER_DIR/token" "$TMP/sa/token"
 	created_with --service-account-dir "$TMP/sa"
 	echo "$output" | jq -e '.results[0].namespace == "default"'
@@ -173,7 +179,7 @@ created_with() {
 	write_kubeconfig "$TMP/kc2" "    token: $APISERVER_TOKEN" "    insecure-skip-tls-verify: false"
 	run --separate-stderr kwh-apply --kubeconfig "$TMP/kc2" --cache "$TMP/cache2" --log none <"$TMP/in"
 	assert_failure 1
-	echo "$output" | jq -e '.response.status == 502'
+	echo "$output" | jq -e '.response.status == 502' || { echo "$output"; return 1; }
 }
 
 @test "unreadable or broken kubeconfig: exit 111 naming the file, envelopes answered 500" {

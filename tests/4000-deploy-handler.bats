@@ -104,6 +104,8 @@ handler() {
 	sed -i "s|^KWH_KUBECONFIG=.*|KWH_KUBECONFIG=$TMP/missing|" "$TMP/kwh.env"
 	CODE=$(curl -sS --max-time 10 -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$PORT/-/alive") || true
 	assert_equal "$CODE" 200
+	# kwh-apply logs its fatal error as it exits, after the answer went out
+	for _ in $(seq 1 100); do grep -q 'prog=kwh-apply level=error' "$TMP/log" && break; sleep 0.1; done
 	grep -q 'prog=kwh-apply level=error' "$TMP/log"
 }
 
