@@ -11,26 +11,9 @@ setup() {
 	setup_tmp
 	export HOME=$TMP
 	mkdir "$TMP/spool"
-	git init -q -b main "$TMP/repo"
-	mkdir "$TMP/repo/.ci"
-	cat >"$TMP/repo/.ci/workflow.yaml" <<-'EOY'
-	apiVersion: argoproj.io/v1alpha1
-	kind: Workflow
-	metadata:
-	  generateName: ci-
-	spec:
-	  entrypoint: main
-	  templates:
-	  - name: main
-	    container: {image: "alpine:3.20", command: [echo, hello]}
-	EOY
-	git -C "$TMP/repo" add .ci
-	git -C "$TMP/repo" -c user.name=t -c user.email=t@example.com commit -q -m ci
-	REV=$(git -C "$TMP/repo" rev-parse HEAD)
+	ci_repo "$TMP/repo"
 	printf 'replay-secret\n' >"$TMP/secret"
-	jq --arg rev "$REV" --arg url "file://$TMP/repo" \
-		'.after = $rev | .ref = "refs/heads/main" | .repository.clone_url = $url' \
-		"$FIXTURES/github/push-payload.json" >"$TMP/push.json"
+	ci_push "file://$TMP/repo" >"$TMP/push.json"
 	apiserver_start
 	cp "$APISERVER_DIR/kubeconfig" "$TMP/kubeconfig"
 }

@@ -11,16 +11,9 @@ setup() {
 	setup_tmp
 	export HOME=$TMP
 	apiserver_start
-	git init -q -b main "$TMP/repo"
-	mkdir "$TMP/repo/.ci"
-	cp "$TOP_DIR/examples/workflows/build.yaml" "$TMP/repo/.ci/workflow.yaml"
-	git -C "$TMP/repo" add .ci
-	git -C "$TMP/repo" -c user.name=t -c user.email=t@example.com commit -q -m ci
-	REV=$(git -C "$TMP/repo" rev-parse HEAD)
+	ci_repo "$TMP/repo"
 	printf 'vg-secret\n' > "$TMP/secret"
-	jq --arg rev "$REV" --arg url "file://$TMP/repo" \
-		'.after = $rev | .ref = "refs/heads/main" | .repository.clone_url = $url' \
-		"$FIXTURES/github/push-payload.json" > "$TMP/push.json"
+	ci_push "file://$TMP/repo" > "$TMP/push.json"
 	# Each stage's input, made once by the plain tools.
 	kwh-sign --event push --delivery vg-1 --secret-file "$TMP/secret" "$TMP/push.json" > "$TMP/0"
 	kwh-verify --secret-file "$TMP/secret" --log none < "$TMP/0" > "$TMP/1"

@@ -10,24 +10,7 @@ setup() {
 	setup_tmp
 	export HOME=$TMP
 	apiserver_start
-	git_quiet init -q -b main "$TMP/repo"
-	mkdir "$TMP/repo/.ci"
-	cat >"$TMP/repo/.ci/workflow.yaml" <<-'EOY'
-	apiVersion: argoproj.io/v1alpha1
-	kind: Workflow
-	metadata:
-	  generateName: ci-
-	  annotations:
-	    owner: platform
-	spec:
-	  entrypoint: main
-	  templates:
-	  - name: main
-	    container: {image: "alpine:3.20", command: [echo, hello]}
-	EOY
-	git_quiet -C "$TMP/repo" add .ci
-	git_quiet -C "$TMP/repo" commit -q -m ci
-	REV=$(git_quiet -C "$TMP/repo" rev-parse HEAD)
+	ci_repo "$TMP/repo"
 	secret_file secret handle-secret
 	secret_file other not-the-secret
 	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"

@@ -36,3 +36,34 @@ verify_and_respond() {
 sig_of() {
 	kwh-sign --secret-file "$2" "$1" | tr -d '\r' | sed -n 's/^X-Hub-Signature-256: //p'
 }
+
+# ci_repo DIR: a git repository (branch main) whose .ci/workflow.yaml is an
+# Argo Workflow with generateName "ci-" and its own annotation
+# owner: platform; sets REV to its commit.
+ci_repo() {
+	git init -q -b main "$1"
+	mkdir -p "$1/.ci"
+	cat > "$1/.ci/workflow.yaml" <<-'EOY'
+	apiVersion: argoproj.io/v1alpha1
+	kind: Workflow
+	metadata:
+	  generateName: ci-
+	  annotations:
+	    owner: platform
+	spec:
+	  entrypoint: main
+	  templates:
+	  - name: main
+	    container: {image: "alpine:3.20", command: [echo, hello]}
+	EOY
+	git -C "$1" add .ci
+	git -C "$1" -c user.name=t -c user.email=t@example.com commit -q -m ci
+	REV=$(git -C "$1" rev-parse HEAD)
+}
+
+# ci_push URL: the push fixture made to push REV to main of URL (stdout).
+ci_push() {
+	jq --arg rev "$REV" --arg url "$1" \
+		'.after = $rev | .ref = "refs/heads/main" | .repository.clone_url = $url' \
+		"$FIXTURES/github/push-payload.json"
+}
