@@ -24,8 +24,10 @@ setup_tmp() {
 free_port() {
 	local p i
 	for i in $(seq 1 100); do
-		p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		# Below the kernel's ephemeral range (32768 and up), so that no
+		# outgoing connection holds the port, and unused in any state.
+		p=$(( 10000 + RANDOM % 22000 ))
+		if [ -z "$(ss -Hant "( sport = :$p )" 2>/dev/null)" ]; then
 			echo "$p"
 			return 0
 		fi
