@@ -10,14 +10,28 @@ KWH_VERSION = 0.1.0
 
 PKGS = libgit2 libcurl openssl yaml-0.1
 DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEPLIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-# Debian's libjq-dev ships no .pc file; http-parser has none either.
+LIBDIR    := $(shell $(PKG_CONFIG) --variable=libdir libgit2 2>/dev/null)
+# Debian's libjq-dev ships no .pc file (and no static library).
 JQ_LIBS   ?= -ljq
-HP_LIBS   ?= -lhttp_parser
+# libgit2 and what it needs, libyaml and http-parser are linked statically
+# (their -dev packages ship the archives): a process that loads them as
+# shared libraries spends more time in the dynamic loader than kwh-fetch
+# spends reading a cached revision (bench/README.md).  An archive only
+# brings in what a program calls, so tools that never touch git load
+# neither libgit2 nor Kerberos.  The two --wrap options let lib/git.c
+# defer libgit2's parse of the system CA bundle until a fetch needs it.
+STATIC_LIBS ?= $(addprefix $(LIBDIR)/,libgit2.a libmbedtls.a libmbedx509.a \
+	libmbedcrypto.a libssh2.a libpcre2-8.a libz.a libhttp_parser.a libyaml.a)
+GIT_WRAP  ?= -Wl,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
+# OpenSSL: shared where libcurl (which loads libssl.so) is linked too, so
+# that one process never holds two copies; static in the tools without it.
+CRYPTO_LIBS = -lssl -lcrypto
+STATIC_CRYPTO_BINS = kwh-fetch kwh-verify kwh-sign
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
-ALL_LIBS   = -Wl,--as-needed $(DEPLIBS) $(JQ_LIBS) $(HP_LIBS) -lm $(LDLIBS)
+ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) -Wl,--as-needed -lcurl $(CRYPTO_LIBS) \
+	-l:libgssapi_krb5.so.2 $(JQ_LIBS) -lm -pthread $(LDLIBS)
 
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
@@ -31,6 +45,8 @@ TOOL_SRC = $(wildcard tests/tools/*.c)
 TOOLS    = $(TOOL_SRC:%.c=$(O)/%)
 
 all: $(BINS) $(TOOLS)
+
+$(STATIC_CRYPTO_BINS:%=$(O)/bin/%): CRYPTO_LIBS = $(LIBDIR)/libcrypto.a -ldl
 
 $(O)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)

@@ -1,6 +1,7 @@
 /* apply.c — the kwh-apply stage (see apply.h and kwh-apply(1)). */
 #include "apply.h"
 #include "buf.h"
+#include "sig.h"
 #include "env.h"
 #include "err.h"
 
@@ -68,7 +69,7 @@ kwh_apply_dedupe_name(char *out, const char *gen, const char *delivery, size_t i
 	if (n > MAX_GENERATED)
 		n = MAX_GENERATED;
 	len = snprintf(in, sizeof in, "%s/%zu", delivery, index);
-	SHA256((const unsigned char *)in, (size_t)len < sizeof in ? (size_t)len : sizeof in - 1, md);
+	kwh_sha256(in, (size_t)len < sizeof in ? (size_t)len : sizeof in - 1, md);
 	memcpy(out, gen, n);
 	for (int i = 0; i < 5; i++)
 		out[n + i] = alnum[md[i] % 36];

@@ -15,6 +15,7 @@
  */
 #include "git.h"
 #include "buf.h"
+#include "sig.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -55,6 +56,106 @@ struct kwh_git {
 	git_repository *repo;
 };
 
+/*
+ * The CA bundle, loaded only when a fetch needs it.
+ *
+ * Debian's libgit2 (1.5, built with mbedTLS) parses the whole system CA
+ * bundle inside git_libgit2_init(): 56 million instructions, four fifths of
+ * a kwh-fetch that reads a cached revision and needs no network at all.
+ * libgit2 offers no switch for it, so the Makefile links libgit2 with
+ * --wrap for the two mbedTLS functions it calls for it, which sends those
+ * calls here.  They only note the certificate chain libgit2 is filling and
+ * from where; kwh_git_load_cas(), called by the fetch child before it
+ * opens any connection, parses the noted files into that same chain with
+ * the real functions.  libgit2 keeps the chain pointer in its TLS
+ * configuration, so the certificates are there before the first
+ * handshake.  The same holds for --ca-file (GIT_OPT_SET_SSL_CERT_LOCATIONS
+ * goes through the same calls).  A libgit2 built with OpenSSL never calls
+ * these, and loses nothing.
+ */
+static struct {
+	int loaded;		/* load now, not later */
+	void *chain;		/* the chain libgit2 is filling */
+	char *file, *dir;	/* what to load into it */
+} ca;
+
+/* weak: a build that links libgit2 without the --wrap options loads the
+ * bundle at initialisation as libgit2 does, and never calls these */
+int __real_mbedtls_x509_crt_parse_file(void *chain, const char *path) __attribute__((weak));
+int __real_mbedtls_x509_crt_parse_path(void *chain, const char *path) __attribute__((weak));
+
+static int
+ca_note(void *chain, const char *path, int dir)
+{
+	char *copy = strdup(path);
+
+	if (!copy)
+		return -1;
+	if (ca.chain != chain) {
+		free(ca.file);
+		free(ca.dir);
+		ca.file = ca.dir = NULL;
+		ca.chain = chain;
+	}
+	if (dir) {
+		free(ca.dir);
+		ca.dir = copy;
+	} else {
+		free(ca.file);
+		ca.file = copy;
+	}
+	return 0;
+}
+
+int __wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path);
+int __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path);
+
+int
+__wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path)
+{
+	if (ca.loaded)
+		return __real_mbedtls_x509_crt_parse_file ?
+		    __real_mbedtls_x509_crt_parse_file(chain, path) : -1;
+	return ca_note(chain, path, 0);
+}
+
+int
+__wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path)
+{
+	if (ca.loaded)
+		return __real_mbedtls_x509_crt_parse_path ?
+		    __real_mbedtls_x509_crt_parse_path(chain, path) : -1;
+	return ca_note(chain, path, 1);
+}
+
+/*
+ * Parses what libgit2 asked for; later requests are parsed at once.
+ * Returns 0, or -1 with the file that could not be read in msg.
+ */
+static int
+kwh_git_load_cas(char *msg, size_t msglen)
+{
+	int r = 0;
+
+	if (ca.loaded)
+		return 0;
+	ca.loaded = 1;
+	if (ca.chain && ca.file && __real_mbedtls_x509_crt_parse_file &&
+	    __real_mbedtls_x509_crt_parse_file(ca.chain, ca.file) < 0) {
+		snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca.file);
+		r = -1;
+	}
+	if (ca.chain && ca.dir && __real_mbedtls_x509_crt_parse_path &&
+	    __real_mbedtls_x509_crt_parse_path(ca.chain, ca.dir) < 0 && !r) {
+		snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca.dir);
+		r = -1;
+	}
+	free(ca.file);
+	free(ca.dir);
+	ca.file = ca.dir = NULL;
+	return r;
+}
+
 static long long
 now_ms(void)
 {
@@ -79,9 +180,23 @@ seterr(char *err, size_t n, const char *fmt, ...)
 static const char *
 git_msg(void)
 {
+	static char one_line[512];
 	const git_error *e = git_error_last();
+	const char *m = e && e->message ? e->message : "unknown libgit2 error";
+	size_t i, k = 0;
 
-	return e && e->message ? e->message : "unknown libgit2 error";
+	/* mbedTLS explains a refused certificate on several lines ending
+	 * with a newline: one line for responses and logs */
+	for (i = 0; m[i] && k + 3 < sizeof one_line; i++) {
+		if (m[i] != '\n')
+			one_line[k++] = m[i];
+		else if (m[i + 1]) {
+			one_line[k++] = ';';
+			one_line[k++] = ' ';
+		}
+	}
+	one_line[k] = '\0';
+	return one_line;
 }
 
 void
@@ -111,7 +226,7 @@ kwh_git_cache_name(const char *url, char *out, size_t n)
 	const char *end = url + strlen(url), *start;
 	int slashes = 0, i;
 
-	SHA256((const unsigned char *)url, strlen(url), md);
+	kwh_sha256(url, strlen(url), md);
 	while (end > url && end[-1] == '/')
 		end--;
 	if (end - url > 4 && !strncmp(end - 4, ".git", 4))
@@ -299,6 +414,11 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
+	if (o->ca_file && git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, o->ca_file, NULL) < 0) {
+		seterr(err, errlen, "--ca-file '%s': %s", o->ca_file, git_msg());
+		r = KWH_GIT_ECACHE;
+		goto fail;
+	}
 	kwh_git_cache_name(url, name, sizeof name);
 	if (mkdir_p(o->cache_dir) < 0) {
 		seterr(err, errlen, "cannot create the cache '%s': %s", o->cache_dir, strerror(errno));
@@ -661,6 +781,8 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 	n.g = g;
 	n.last_pct = -1;
 	ssh_target(&n, g->url);
+	if (kwh_git_load_cas(n.msg, sizeof n.msg) < 0)
+		goto fail;
 	cb.certificate_check = cert_cb;
 	cb.credentials = cred_cb;
 	cb.transfer_progress = progress_cb;

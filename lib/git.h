@@ -16,6 +16,8 @@ struct kwh_git_opts {
 	const char *known_hosts;	/* OpenSSH known_hosts file, or NULL */
 	int skip_host_key_check;	/* accept any SSH host key */
 	const char *token;		/* HTTPS token, or NULL */
+	const char *ca_file;		/* PEM CAs trusted for https:// instead
+					   of the system bundle, or NULL */
 	int progress;			/* transfer progress on stderr */
 };
 
