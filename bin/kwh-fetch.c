@@ -12,7 +12,7 @@
 #include "fetch.h"
 
 static const char usage[] =
-"usage: kwh-fetch [--cache DIR] [--insecure-skip-host-key-check]\n"
+"usage: kwh-fetch [--ca-file FILE] [--cache DIR] [--insecure-skip-host-key-check]\n"
 "                 [--known-hosts FILE] [--log DEST] [--path PATH]\n"
 "                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
 "                 [--token-file FILE] [--use-git-url]\n"
@@ -22,6 +22,7 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "ca-file", required_argument, NULL, 'C' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
@@ -44,6 +45,7 @@ main(int argc, char **argv)
 	kwh_err_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'C': o.git.ca_file = optarg; break;
 		case 'c': o.git.cache_dir = optarg; break;
 		case 'g': o.use_git_url = 1; break;
 		case 'h': kwh_cli_help(usage);
@@ -91,6 +93,8 @@ main(int argc, char **argv)
 	}
 	if (o.git.known_hosts && !o.git.skip_host_key_check)
 		kwh_cli_readable("known hosts file", o.git.known_hosts);
+	if (o.git.ca_file)
+		kwh_cli_readable("CA file", o.git.ca_file);
 	o.git.progress = isatty(2);
 	kwh_pledge("stdio rpath wpath cpath flock inet dns proc");
 	code = kwh_env_loop(kwh_fetch, &o);

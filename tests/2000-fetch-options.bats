@@ -10,7 +10,7 @@ setup() {
 @test "--help prints the synopsis on stdout and exits 0" {
 	run --separate-stderr kwh-fetch --help
 	assert_success
-	assert_line --index 0 --partial "usage: kwh-fetch [--cache DIR]"
+	assert_line --index 0 --partial "usage: kwh-fetch [--ca-file FILE] [--cache DIR]"
 	assert_output --partial "--token-file FILE"
 	assert_equal "$stderr" ""
 }

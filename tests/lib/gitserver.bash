@@ -128,16 +128,19 @@ upload_packs() {
 	grep -c "Request upload-pack" "$TMP/git-daemon.log" || true
 }
 
-# start_http_git TOKEN: serves $SRV through git http-backend on a free port;
-# requests must carry the token as the password of basic authentication or
-# as a bearer token.  Sets HTTP_GIT_PORT, HTTP_GIT_PID; each request is
-# logged to $TMP/http.log as "METHOD PATH STATUS".  While $TMP/stall exists, requests hang.
+# start_http_git TOKEN [CERT KEY]: serves $SRV through git http-backend on a
+# free port; requests must carry the token as the password of basic
+# authentication or as a bearer token.  With CERT and KEY (PEM files), it
+# speaks HTTPS with that certificate.  Sets HTTP_GIT_PORT, HTTP_GIT_PID;
+# each request is logged to $TMP/http.log as "METHOD PATH STATUS".  While
+# $TMP/stall exists, requests hang.
 start_http_git() {
 	HTTP_GIT_PORT=$(free_port)
 	cat > "$TMP/githttp.py" <<'PY'
-import base64, os, subprocess, sys, time
+import base64, os, ssl, subprocess, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port, root, token, log, stall = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+cert = sys.argv[6:8]
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
@@ -203,9 +206,21 @@ class H(BaseHTTPRequestHandler):
     do_GET = run
     do_POST = run
 
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+class TLSServer(ThreadingHTTPServer):
+    # the handshake in the request's thread, so that a client that refuses
+    # our certificate only fails its own connection
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+if cert:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    TLSServer(("127.0.0.1", port), H).serve_forever()
+else:
+    ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
-	python3 "$TMP/githttp.py" "$HTTP_GIT_PORT" "$SRV" "$1" "$TMP/http.log" "$TMP/stall" \
+	python3 "$TMP/githttp.py" "$HTTP_GIT_PORT" "$SRV" "$1" "$TMP/http.log" "$TMP/stall" "${@:2}" \
 	    2> "$TMP/http.err" 3>&- &
 	HTTP_GIT_PID=$!
 	_remember_pid "$HTTP_GIT_PID"
