@@ -31,7 +31,7 @@ STATIC_CRYPTO_BINS = kwh-fetch kwh-verify kwh-sign
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
 ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) -Wl,--as-needed -lcurl $(CRYPTO_LIBS) \
-	-l:libgssapi_krb5.so.2 $(JQ_LIBS) -lm -pthread $(LDLIBS)
+	$(JQ_LIBS) -lm -pthread $(LDLIBS)
 
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
