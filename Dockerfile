@@ -20,7 +20,7 @@ RUN make -j"$(nproc)" \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libgit2-1.5 libcurl4 libssl3 libjq1 libyaml-0-2 libhttp-parser2.9 \
+      libcurl4 libssl3 libjq1 \
       socat ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /
