@@ -28,7 +28,14 @@ manifest=$top/tests/fixtures/apply/workflow.json
 jq -c -n --slurpfile m "$manifest" '{kwh: 1, delivery: "bench", manifests: $m}' >"$dir/env.json"
 kwh() { "$KWH_BIN/kwh-apply" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$dir/kwh-cache" --log none <"$dir/env.json" >/dev/null; }
 kctl() { "$KUBECTL" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache-dir "$dir/kube-cache" create -f "$manifest" >/dev/null; }
-kwh; kctl  # warm both discovery caches
+# The floor for any libcurl program: curl(1) itself POSTing the same
+# manifest to the same URL over TLS (no kubeconfig, no discovery).
+token=$(cat "$APISERVER_DIR/token" 2>/dev/null || sed -n 's/^ *token: //p' "$APISERVER_DIR/kubeconfig")
+printf 'header = "Authorization: Bearer %s"\n' "$token" >"$dir/curl.cfg"
+url=$(sed -n 's/^ *server: //p' "$APISERVER_DIR/kubeconfig")/apis/argoproj.io/v1alpha1/namespaces/ci/workflows
+curlp() { curl -sS -o /dev/null --fail --cacert "$APISERVER_DIR/ca.crt" -K "$dir/curl.cfg" \
+	-H 'Content-Type: application/json' --data-binary @"$manifest" "$url"; }
+kwh; kctl; curlp  # warm both discovery caches (and check the curl call works)
 
 # median_ms FUNC: median wall time of RUNS calls, in milliseconds
 median_ms() {
@@ -49,10 +56,15 @@ cpu_ms() (
 )
 k=$(median_ms kwh)
 c=$(median_ms kctl)
+u=$(median_ms curlp)
 kc=$(cpu_ms kwh)
 cc=$(cpu_ms kctl)
+uc=$(cpu_ms curlp)
 printf 'runs %d (load average %s)\n' "$runs" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'kwh-apply      wall median %8.2f ms   cpu mean %8.2f ms\n' "$k" "$kc"
 printf 'kubectl create wall median %8.2f ms   cpu mean %8.2f ms\n' "$c" "$cc"
+printf 'curl POST      wall median %8.2f ms   cpu mean %8.2f ms\n' "$u" "$uc"
 printf 'ratio (kubectl / kwh-apply): wall %.1fx, cpu %.1fx\n' \
 	"$(echo "$c / $k" | bc -l)" "$(echo "$cc / $kc" | bc -l)"
+printf 'ratio (kwh-apply / curl POST): wall %.2fx, cpu %.2fx  (curl: the floor of a libcurl process)\n' \
+	"$(echo "$k / $u" | bc -l)" "$(echo "$kc / $uc" | bc -l)"
