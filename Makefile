@@ -18,8 +18,10 @@ JQ_LIBS   ?= -ljq
 # shared libraries spends more time in the dynamic loader than kwh-fetch
 # spends reading a cached revision (bench/README.md).  An archive only
 # brings in what a program calls, so tools that never touch git load
-# neither libgit2 nor Kerberos.  The two --wrap options let lib/git.c
-# defer libgit2's parse of the system CA bundle until a fetch needs it.
+# neither libgit2 nor Kerberos.  The --wrap options let lib/git.c defer
+# libgit2's parse of the system CA bundle, and in kwh-fetch (which does not
+# load libcurl, itself a user of libssh2) libssh2's set-up, until a fetch
+# needs them.
 STATIC_LIBS ?= $(addprefix $(LIBDIR)/,libgit2.a libmbedtls.a libmbedx509.a \
 	libmbedcrypto.a libssh2.a libpcre2-8.a libz.a libhttp_parser.a libyaml.a)
 GIT_WRAP  ?= -Wl,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
@@ -47,6 +49,7 @@ TOOLS    = $(TOOL_SRC:%.c=$(O)/%)
 all: $(BINS) $(TOOLS)
 
 $(STATIC_CRYPTO_BINS:%=$(O)/bin/%): CRYPTO_LIBS = $(LIBDIR)/libcrypto.a -ldl
+$(O)/bin/kwh-fetch: GIT_WRAP := $(GIT_WRAP),--wrap=libssh2_init
 
 $(O)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)

@@ -77,6 +77,7 @@ static struct {
 	int loaded;		/* load now, not later */
 	void *chain;		/* the chain libgit2 is filling */
 	char *file, *dir;	/* what to load into it */
+	int ssh;		/* libssh2_init() was deferred */
 } ca;
 
 /* weak: a build that links libgit2 without the --wrap options loads the
@@ -129,7 +130,27 @@ __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path)
 }
 
 /*
- * Parses what libgit2 asked for; later requests are parsed at once.
+ * libssh2_init(), which libgit2 also calls at initialisation, sets up
+ * OpenSSL's engines and error strings: another million instructions that
+ * only an SSH fetch needs.  It is deferred the same way (--wrap in the
+ * Makefile).  libssh2_exit() at libgit2's shutdown is harmless after a
+ * deferred init: it returns when libssh2 was never initialised.
+ */
+int __real_libssh2_init(int flags) __attribute__((weak));
+int __wrap_libssh2_init(int flags);
+
+int
+__wrap_libssh2_init(int flags)
+{
+	if (ca.loaded)
+		return __real_libssh2_init ? __real_libssh2_init(flags) : -1;
+	ca.ssh = 1;
+	return 0;
+}
+
+/*
+ * Parses what libgit2 asked for, and initialises libssh2 if that was
+ * deferred; later requests are carried out at once.
  * Returns 0, or -1 with the file that could not be read in msg.
  */
 static int
@@ -153,6 +174,10 @@ kwh_git_load_cas(char *msg, size_t msglen)
 	free(ca.file);
 	free(ca.dir);
 	ca.file = ca.dir = NULL;
+	if (ca.ssh && __real_libssh2_init && __real_libssh2_init(0) < 0 && !r) {
+		snprintf(msg, msglen, "cannot initialise libssh2");
+		r = -1;
+	}
 	return r;
 }
 
