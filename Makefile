@@ -121,7 +121,9 @@ install: all
 	mkdir -p $(DESTDIR)$(SHAREDIR)/kwh/systemd $(DESTDIR)$(SHAREDIR)/kwh/kubernetes
 	install -m 755 share/kwh/kwh-handler share/socat/kwh-socat $(DESTDIR)$(SHAREDIR)/kwh/
 	install -m 644 share/kwh/kwh.env.example share/inetd/kwh.inetd.conf $(DESTDIR)$(SHAREDIR)/kwh/
-	install -m 644 share/systemd/kwh.socket share/systemd/kwh@.service $(DESTDIR)$(SHAREDIR)/kwh/systemd/
+	install -m 644 share/systemd/kwh.socket share/systemd/kwh@.service \
+	    share/systemd/kwh-handle-listen.socket share/systemd/kwh-handle-listen.service \
+	    $(DESTDIR)$(SHAREDIR)/kwh/systemd/
 	install -m 644 share/kubernetes/*.yaml $(DESTDIR)$(SHAREDIR)/kwh/kubernetes/
 
 clean:

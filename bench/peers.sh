@@ -13,7 +13,10 @@
 #   3. kwh-handle behind socat vs adnanh/webhook running /bin/true: at least
 #      the same requests per second while doing the whole job (and, to show
 #      what socat itself costs, vs one process behind socat writing a fixed
-#      response).
+#      response);
+#   4. kwh-handle --listen (resident, pre-forked workers: the default count,
+#      one per online CPU and at least 2) vs webhook+true (target >= 1x) and
+#      vs webhook+git+kubectl (target >= 30x).
 # Every kwh request really creates a Workflow (no --dedupe); the script
 # counts them.  Bounded: fixed request counts (default 100 for kwh and the
 # floor, 40 for the kubectl script), each ab run under a 150 s timeout.
@@ -29,7 +32,10 @@
 # CPU time per request (perf stat, with children): kwh-handle 63 ms, the
 # chain 123 ms, the webhook script 263 ms, the five-process floor 57 ms:
 # on this VM every process costs several ms, so socat's fork + sh per
-# connection, not kwh's code, bounds targets 1 and 3.
+# connection, not kwh's code, bounds targets 1 and 3.  kwh-handle --listen
+# pays the start-up once per worker: about 1 ms of worker CPU per push
+# (/proc/PID/stat over 300 requests at c=1, cached revision, one kept-alive
+# TLS connection to the API server).
 set -eu
 n_kwh=${1:-100}
 n_script=${2:-40}
@@ -151,6 +157,11 @@ serve_exec() {
 }
 serve chain "$chain"
 serve_exec handle "$handle"
+# the resident server: no socat, no process per connection
+PORT_listen=$(free_port)
+$handle --listen "127.0.0.1:$PORT_listen" &
+pids+=($!)
+wait_port "$PORT_listen"
 serve floor "$floor"
 serve_exec floor1 "$floor1"
 wport=$(free_port)
@@ -188,6 +199,7 @@ run() {
 
 # warm every cache (git mirrors, discovery) with one request each
 for u in "http://127.0.0.1:$PORT_chain/" "http://127.0.0.1:$PORT_handle/" \
+	"http://127.0.0.1:$PORT_listen/" \
 	"http://127.0.0.1:$PORT_floor/" "http://127.0.0.1:$PORT_floor1/" \
 	"http://127.0.0.1:$wport/hooks/deploy" \
 	"http://127.0.0.1:$wport/hooks/true"; do
@@ -201,6 +213,7 @@ start=$(date +%s)
 for c in 1 8; do
 	run kwh-chain "http://127.0.0.1:$PORT_chain/" "$n_kwh" "$c"
 	run kwh-handle "http://127.0.0.1:$PORT_handle/" "$n_kwh" "$c"
+	run kwh-handle-listen "http://127.0.0.1:$PORT_listen/" "$n_kwh" "$c"
 	run floor-5-procs "http://127.0.0.1:$PORT_floor/" "$n_kwh" "$c"
 	run floor-1-proc "http://127.0.0.1:$PORT_floor1/" "$n_kwh" "$c"
 	run webhook+true "http://127.0.0.1:$wport/hooks/true" "$n_kwh" "$c"
@@ -212,7 +225,7 @@ echo "peers: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $(cut -d' 
 echo "(a shared, noisy machine: compare the ratios, not the absolute figures)"
 printf '%-20s %4s %5s %10s %8s %8s %6s %8s\n' server conc reqs 'req/s' 'p50 ms' 'p99 ms' errors created
 while read -r name c n rps p50 p99 bad made; do
-	printf '%-20s %4s %5s %10.1f %8s %8s %6s %8s\n' "$name" "$c" "$n" "$rps" "$p50" "$p99" "$bad" "$made"
+	printf '%-20s %4s %5s %10.1f %8s %8s %6s %8s\n' "${name/handle-listen/handle --listen}" "$c" "$n" "$rps" "$p50" "$p99" "$bad" "$made"
 done <"$d/rows"
 field() { awk -v n="$1" -v c="$2" -v f="$3" '$1 == n && $2 == c { print $f }' "$d/rows"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.1f", a / b; else printf "n/a" }'; }
@@ -230,5 +243,9 @@ for c in 1 8; do
 	echo "c=$c     kwh-handle req/s / floor-1-proc req/s    = ${r}x   (socat's own cost per connection)"
 	r=$(ratio "$(field kwh-handle "$c" 4)" "$(field kwh-chain "$c" 4)")
 	echo "c=$c     kwh-handle req/s / chain req/s           = ${r}x"
+	r=$(ratio "$(field kwh-handle-listen "$c" 4)" "$(field webhook+true "$c" 4)")
+	echo "c=$c (4) kwh-handle --listen req/s / webhook+true req/s        = ${r}x   (target >= 1x: $(verdict "$r" 1 '>='))"
+	r=$(ratio "$(field kwh-handle-listen "$c" 4)" "$(field webhook+git+kubectl "$c" 4)")
+	echo "c=$c (4) kwh-handle --listen req/s / webhook+git+kubectl req/s = ${r}x   (target >= 30x: $(verdict "$r" 30 '>='))"
 done
 echo "measured in ${elapsed}s; commands: ab -n N -c C -p body.json (8 KB push, signed); see bench/peers.sh"

@@ -26,6 +26,15 @@ _kwh()
 		COMPREPLY=($(compgen -W 'client server' -- "$cur"))
 		return
 		;;
+	--listen)
+		# [HOST:]PORT, or the socket systemd passes
+		COMPREPLY=($(compgen -W 'systemd' -- "$cur"))
+		return
+		;;
+	--workers|--max-requests)
+		COMPREPLY=()
+		return
+		;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$(_kwh_options "${COMP_WORDS[0]}")" -- "$cur"))

@@ -19,6 +19,10 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
                     complete -c $tool -l $opt -r -F
                 case cache spool
                     complete -c $tool -l $opt -r -a '(__fish_complete_directories)'
+                case listen
+                    complete -c $tool -l $opt -x -a 'systemd' -d '[HOST:]PORT or systemd'
+                case workers max-requests
+                    complete -c $tool -l $opt -x
                 case help version
                 case '*'
                     complete -c $tool -l $opt

@@ -19,22 +19,26 @@ static const char usage[] =
 "                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
 "                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
-"                  [--known-hosts FILE] [--kubeconfig FILE] [--log DEST]\n"
+"                  [--known-hosts FILE] [--kubeconfig FILE]\n"
+"                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
-"                  [--namespace NS] [--path PATH] [--remote TEMPLATE]\n"
-"                  [--secret-file FILE]... [--service-account-dir DIR]\n"
-"                  [--set KEY=EXPR]... [--spool DIR] [--ssh-key FILE]\n"
-"                  [--timeout SECONDS] [--token-file FILE] [--use-git-url]\n"
+"                  [--max-requests N] [--namespace NS] [--path PATH]\n"
+"                  [--remote TEMPLATE] [--secret-file FILE]...\n"
+"                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
+"                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
+"                  [--use-git-url] [--workers N]\n"
 "       kwh-handle --help | --version\n"
+"One request on stdin, its response on stdout; with --listen, a resident\n"
+"server of --workers processes (default: the online CPUs, at least 2).\n"
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CACHE, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
-	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LOG, O_MAX_BODY,
-	O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_NAMESPACE, O_PATH, O_REMOTE,
-	O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY, O_TIMEOUT, O_TOKEN_FILE,
-	O_USE_GIT_URL, O_VERSION,
+	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
+	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE,
+	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
+	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
 
 static const struct option longopts[] = {
@@ -55,10 +59,12 @@ static const struct option longopts[] = {
 	{ "insecure-skip-host-key-check", no_argument, NULL, O_SKIP_HOST_KEY },
 	{ "known-hosts", required_argument, NULL, O_KNOWN_HOSTS },
 	{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
+	{ "listen", required_argument, NULL, O_LISTEN },
 	{ "log", required_argument, NULL, O_LOG },
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
+	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
 	{ "path", required_argument, NULL, O_PATH },
 	{ "remote", required_argument, NULL, O_REMOTE },
@@ -71,6 +77,7 @@ static const struct option longopts[] = {
 	{ "token-file", required_argument, NULL, O_TOKEN_FILE },
 	{ "use-git-url", no_argument, NULL, O_USE_GIT_URL },
 	{ "version", no_argument, NULL, O_VERSION },
+	{ "workers", required_argument, NULL, O_WORKERS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -120,10 +127,16 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_SKIP_HOST_KEY: h->fetch.git.skip_host_key_check = 1; break;
 		case O_KNOWN_HOSTS: h->fetch.git.known_hosts = optarg; break;
 		case O_KUBECONFIG: h->apply.src.kubeconfig = optarg; break;
+		case O_LISTEN:
+			if (!*optarg)
+				kwh_usage_error("--listen: empty");
+			h->listen = optarg;
+			break;
 		case O_LOG: kwh_cli_log(optarg); break;
 		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
+		case O_MAX_REQUESTS: h->max_requests = kwh_cli_size("--max-requests", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_PATH: h->fetch.path = optarg; break;
 		case O_REMOTE: h->fetch.remote = optarg; break;
@@ -139,11 +152,21 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_TOKEN_FILE: h->token_file = optarg; break;
 		case O_USE_GIT_URL: h->fetch.use_git_url = 1; break;
 		case O_VERSION: kwh_cli_version();
+		case O_WORKERS:
+			h->workers = kwh_cli_size("--workers", optarg);
+			if (h->workers < 1 || h->workers > KWH_HANDLE_MAX_WORKERS)
+				kwh_usage_error("--workers: '%s' is not between 1 and %d", optarg,
+				    KWH_HANDLE_MAX_WORKERS);
+			break;
 		default: kwh_usage_error("unknown option");
 		}
 	}
 	if (optind < argc)
 		kwh_usage_error("unexpected argument '%s'", argv[optind]);
+	if (!h->listen && h->workers)
+		kwh_usage_error("--workers: only with --listen");
+	if (!h->listen && h->max_requests)
+		kwh_usage_error("--max-requests: only with --listen");
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)
@@ -313,18 +336,24 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	self = kwh_progname;
 	kwh_progname = "kwh-verify";
 	kwh_verify(&h->verify, in, &v);
-	kwh_secrets_wipe(&h->verify.secrets);
+	if (!h->resident)
+		kwh_secrets_wipe(&h->verify.secrets);
 	env = kwh_handle_envelope(&v);
 	kwh_verify_out_release(&v);
 	kwh_progname = self;
 	env = stage("kwh-annotate", kwh_annotate, &h->annotate, env);
-	/* One request per run: kwh-fetch's forked child must not inherit the
-	 * compiled jq programs (memory checkers following it would see them). */
-	kwh_annotate_release(&h->annotate);
-	h->annotate_ready = 0;
+	if (!h->resident) {
+		/* One request per run: kwh-fetch's forked child must not inherit
+		 * the compiled jq programs (memory checkers following it would see
+		 * them).  A resident worker keeps them for the next request. */
+		kwh_annotate_release(&h->annotate);
+		h->annotate_ready = 0;
+	}
 	env = stage("kwh-fetch", kwh_fetch, &h->fetch, env);
 	if (!h->apply_ready && !kwh_env_has_response(env))
 		unconfigured_used = 1;
+	if (h->resident && h->apply_ready)
+		kwh_kube_reset(h->apply.kube);
 	env = h->apply_ready ? stage("kwh-apply", kwh_apply, &h->apply, env) :
 	    stage("kwh-apply", unconfigured, h->apply_err, env);
 	kwh_progname = "kwh-respond";

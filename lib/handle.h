@@ -9,6 +9,8 @@
 #include "fetch.h"
 #include "verify.h"
 
+#define KWH_HANDLE_MAX_WORKERS 256
+
 /*
  * Every stage's options, as the separate tools take them, and what the
  * handler set up from them.  kwh_handle_options() fills it from argv
@@ -28,11 +30,15 @@ struct kwh_handle {
 	struct kwh_apply apply;
 	const char *spool;		/* --spool DIR, or NULL */
 	const char *token_file;		/* --token-file */
+	const char *listen;		/* --listen [HOST:]PORT or "systemd", or NULL */
+	size_t workers;			/* --workers N (0: the default) */
+	size_t max_requests;		/* --max-requests N (0: no limit) */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */
 	struct kwh_buf cache, token, known_hosts;
 	int annotate_ready, apply_ready;
+	int resident;			/* serves many requests (kwh_handle_serve) */
 	char apply_err[1024];		/* why kwh-apply cannot run, or "" */
 };
 
@@ -56,12 +62,36 @@ int kwh_handle_init(struct kwh_handle *h);
  * apply (a stage is skipped once the envelope has a response, as in the
  * chain), spools under --spool, and writes the HTTP response to out.  If
  * envp is not NULL, *envp receives the final envelope (the caller frees
- * it).  Call it once: it wipes the secrets after the check and releases
- * the annotate stage's programs before fetching.  Returns the exit code: 0 (a 2xx or 3xx response), 1 (400 or
- * more), 111 (the response could not be written, the spool write failed,
- * or kwh-apply could not run).
+ * it).  Unless h->resident is set, call it once: it wipes the secrets
+ * after the check and releases the annotate stage's programs before
+ * fetching.  With h->resident (kwh_handle_serve) it keeps both for the
+ * next request, and makes the Kubernetes client forget the credentials
+ * and discovery misses of the previous one (kwh_kube_reset), keeping its
+ * connection.  Returns the exit code: 0 (a 2xx or 3xx response), 1 (400
+ * or more), 111 (the response could not be written, the spool write
+ * failed, or kwh-apply could not run).
  */
 int kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp);
+
+/*
+ * Opens the --listen socket: binds and listens on [HOST:]PORT (HOST
+ * 127.0.0.1 by default; a name, an IPv4 address or a bracketed IPv6
+ * address), or, for "systemd", takes the socket systemd passed as fd 3
+ * (LISTEN_PID and LISTEN_FDS=1).  Dies with 111 when it cannot.  Returns
+ * the socket.
+ */
+int kwh_handle_listen(const struct kwh_handle *h);
+
+/*
+ * The resident server (kwh-handle --listen): forks --workers processes
+ * that each accept a connection on fd, handle one request on it with
+ * kwh_handle_run, close it and accept the next, until --max-requests;
+ * supervises them (a worker that exits is replaced, after a backoff when
+ * it died young) until SIGTERM or SIGINT, then stops them once their
+ * requests are answered.  Call after kwh_handle_init.  Returns the exit
+ * code (0 after a signal).
+ */
+int kwh_handle_serve(struct kwh_handle *h, int fd);
 
 /* Gives back what options and init took, wiping the secrets. */
 void kwh_handle_release(struct kwh_handle *h);

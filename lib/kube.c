@@ -562,6 +562,21 @@ kwh_kube_set_delivery(struct kwh_kube *k, const char *delivery)
 }
 
 void
+kwh_kube_reset(struct kwh_kube *k)
+{
+	if (!k)
+		return;
+	k->creds = 0;
+	kwh_buf_wipe(&k->token);
+	kwh_buf_release(&k->cert);
+	kwh_buf_wipe(&k->key);
+	jv_free(k->fresh);
+	k->fresh = jv_object();
+	kwh_buf_release(&k->resp);	/* the memory of a large answer; keeps the limit */
+	k->delivery = NULL;
+}
+
+void
 kwh_kube_result_release(struct kwh_kube_result *r)
 {
 	jv_free(r->body);
@@ -734,7 +749,8 @@ out:
 	return rc;
 }
 
-/* Reads the token file or runs the exec plugin, once per process. */
+/* Reads the token file or runs the exec plugin, once per process (once per
+ * delivery in a client that kwh_kube_reset() resets between deliveries). */
 static int
 credentials(struct kwh_kube *k, long long deadline, char *err, size_t errlen)
 {

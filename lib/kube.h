@@ -61,6 +61,16 @@ struct kwh_kube *kwh_kube_new(const struct kwh_kube_config *cfg, const char *cac
 void kwh_kube_free(struct kwh_kube *k);
 /* The delivery id put on the client's log lines (borrowed; NULL for none). */
 void kwh_kube_set_delivery(struct kwh_kube *k, const char *delivery);
+/*
+ * For a client that serves many deliveries (kwh-handle --listen): forgets
+ * what a one-delivery process learns once, so that the next delivery
+ * starts as a new process would: the credentials (the token file is read
+ * again, so a rotated service-account token is picked up, and an exec
+ * plugin runs again) and which group-versions discovery already asked the
+ * server about.  Keeps the connection (keep-alive) and the discovery
+ * cache in memory.
+ */
+void kwh_kube_reset(struct kwh_kube *k);
 
 /* What one call came to. */
 struct kwh_kube_result {

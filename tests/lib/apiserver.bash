@@ -28,6 +28,7 @@
 #       bats runs teardown even when the test fails, so nothing is left behind.
 #   apiserver_requests      prints the request log (a JSON array)
 #   apiserver_clear_requests
+#   apiserver_connections   prints how many connections carried logged requests
 #   apiserver_objects       prints every stored object (a JSON array)
 #   apiserver_fault JSON    injects a fault, e.g. '{"count":2,"status":503,"retry_after":1}'
 #   apiserver_control METHOD PATH [JSON]   any /_test/ control call
@@ -148,6 +149,7 @@ apiserver_control() {
 
 apiserver_requests() { apiserver_control GET /_test/requests; }
 apiserver_clear_requests() { apiserver_control DELETE /_test/requests >/dev/null; }
+apiserver_connections() { apiserver_control GET /_test/connections | jq .connections; }
 apiserver_objects() { apiserver_control GET /_test/objects; }
 apiserver_fault() { apiserver_control POST /_test/faults "$1" >/dev/null; }
 
