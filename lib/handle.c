@@ -15,7 +15,8 @@
 
 static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
-"                  [--allow-sha1] [--budget SECONDS] [--cache DIR] [--context NAME]\n"
+"                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
+"                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
 "                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
@@ -33,7 +34,7 @@ static const char usage[] =
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
 enum {
-	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CACHE, O_CONTEXT,
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE,
@@ -46,6 +47,7 @@ static const struct option longopts[] = {
 	{ "allow-namespace", required_argument, NULL, O_ALLOW_NS },
 	{ "allow-sha1", no_argument, NULL, O_ALLOW_SHA1 },
 	{ "budget", required_argument, NULL, O_BUDGET },
+	{ "ca-file", required_argument, NULL, O_CA_FILE },
 	{ "cache", required_argument, NULL, O_CACHE },
 	{ "context", required_argument, NULL, O_CONTEXT },
 	{ "deadline", required_argument, NULL, O_DEADLINE },
@@ -107,6 +109,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_ALLOW_NS: kwh_cli_policy(h->apply.allow_ns, &h->apply.n_allow_ns, KWH_APPLY_MAX_POLICY, "--allow-namespace", optarg); break;
 		case O_ALLOW_SHA1: h->verify.allow_sha1 = 1; break;
 		case O_BUDGET: h->verify.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
+		case O_CA_FILE: h->fetch.git.ca_file = optarg; break;
 		case O_CACHE: h->fetch.git.cache_dir = h->apply.cache_dir = optarg; break;
 		case O_CONTEXT: h->apply.src.context = optarg; break;
 		case O_DEADLINE: h->apply.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;
@@ -213,6 +216,8 @@ init_fetch(struct kwh_handle *h)
 	}
 	if (g->known_hosts && !g->skip_host_key_check)
 		kwh_cli_readable("known hosts file", g->known_hosts);
+	if (g->ca_file)
+		kwh_cli_readable("CA file", g->ca_file);
 	g->progress = isatty(2);
 }
 

@@ -101,3 +101,23 @@ $URL"
 	assert_output ""
 	[[ "$stderr" == *"$TMP/missing.crt"* ]]
 }
+
+@test "kwh-handle --ca-file: the whole handler fetches over HTTPS through the same CA option" {
+	secret_file secret handle-secret
+	jq --arg rev "$REV2" --arg url "$URL" \
+		'.after = $rev | .ref = "refs/heads/main" | .repository.clone_url = $url |
+		 .repository.full_name = "octo/repo"' \
+		"$FIXTURES/github/push-payload.json" > "$TMP/push.json"
+	kwh-sign --event push --delivery d-https --secret-file "$TMP/secret" "$TMP/push.json" > "$TMP/req"
+	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" \
+	    --token-file "$TMP/token" --ca-file "$PKI/ca.crt" --dry-run=client < "$TMP/req"
+	assert_success
+	assert_equal "$(http_status <(printf '%s\n' "$output"))" 200
+	grep -q '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log"
+	# without it, the certificate is refused
+	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$TMP/cache2" \
+	    --token-file "$TMP/token" --dry-run=client < "$TMP/req"
+	assert_failure 1
+	assert_equal "$(http_status <(printf '%s\n' "$output"))" 502
+	[[ "$output" == *"the SSL certificate is invalid"* ]]
+}

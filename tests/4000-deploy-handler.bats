@@ -19,6 +19,7 @@ teardown() {
 		wait "$SOCAT_PID" 2>/dev/null || true
 	fi
 	apiserver_stop
+	stop_git_servers
 }
 
 # serve [ADDRESS-OPTIONS]: socat on a free port runs the handler per
@@ -129,6 +130,26 @@ handler() {
 	http_body "$TMP/out" | jq -e '.results[0].action == "dry-run"'
 	grep -q 'prog=kwh-verify .*delivery=d-out' "$TMP/log"
 	[ ! -s "$TMP/err" ]
+}
+
+@test "KWH_CA_FILE and KWH_TOKEN_FILE reach kwh-fetch: an HTTPS remote behind a private CA" {
+	need_chain
+	deploy_repo; deploy_payload
+	"$TESTS_DIR/lib/mkcerts.sh" "$TMP/pki" >/dev/null
+	SRV=$TMP/srv
+	start_http_git git-token-Zq8 "$TMP/pki/server.crt" "$TMP/pki/server.key"
+	printf 'git-token-Zq8\n' >"$TMP/git-token"
+	deploy_env KWH_DRY_RUN=client "KWH_TOKEN_FILE=$TMP/git-token"
+	# (the environment wins over deploy_env's file:// remote)
+	export KWH_REMOTE="https://localhost:$HTTP_GIT_PORT/{full_name}.git"
+	signed_request d-ca
+	KWH_CA_FILE=$TMP/pki/other-ca.crt handler
+	assert_equal "$(http_status "$TMP/out")" 502
+	[ ! -s "$TMP/http.log" ]
+	echo "KWH_CA_FILE=$TMP/pki/ca.crt" >>"$TMP/kwh.env"
+	handler
+	assert_equal "$(http_status "$TMP/out")" 200
+	grep -q '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log"
 }
 
 @test "stderr the same as stdout (inetd): a stage's fatal message never reaches the client" {

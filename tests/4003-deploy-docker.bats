@@ -75,7 +75,7 @@ runtime_packages() {
 	# (the environment wins over the file: paths of this machine)
 	KWH_LOG=$TMP/log KWH_DRY_RUN=client KWH_BIN=$KWH_BIN \
 	KWH_ENV_FILE=$TMP/kwh.env KWH_SECRET_FILE=$TMP/s KWH_CACHE=$TMP/cache KWH_KUBECONFIG= \
-		KWH_SSH_KEY= KWH_KNOWN_HOSTS= KWH_TOKEN_FILE= "$HANDLER" <"$TMP/req" >"$TMP/out" || true
+		KWH_SSH_KEY= KWH_KNOWN_HOSTS= KWH_TOKEN_FILE= KWH_CA_FILE= "$HANDLER" <"$TMP/req" >"$TMP/out" || true
 	one_http_response "$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 200
 	run grep 'prog=kwh-handler' "$TMP/log"
