@@ -22,8 +22,9 @@
 # floor, 40 for the kubectl script), each ab run under a 150 s timeout.
 # Stage-by-stage figures: bench/verify.sh, annotate.sh, fetch.sh, apply.sh.
 #
-# Where the time goes (2026-11-26, this 2-CPU VM; callgrind instructions per
-# push, cached revision, API server warm): kwh-handle 97M, of which 55M are
+# Where the time went (2026-11-26, this 2-CPU VM, before kwh-fetch deferred
+# the CA bundle and linked libgit2 statically: bench/README.md; callgrind
+# instructions per push, cached revision, API server warm): kwh-handle 97M, of which 55M were
 # git_libgit2_init() parsing the system CA bundle with mbedTLS (Debian's
 # libgit2 is built with mbedTLS and does so at init, even for git:// and
 # file://), 15M the dynamic loader (43 shared libraries), 10M the TLS
