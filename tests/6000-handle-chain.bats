@@ -8,17 +8,7 @@ load test_helper
 
 setup() {
 	setup_tmp
-	export HOME=$TMP
-	apiserver_start
-	ci_repo "$TMP/repo"
-	secret_file secret handle-secret
-	secret_file other not-the-secret
-	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"
-	# the options of each stage; kwh-handle takes them all
-	VOPTS=(--secret-file "$TMP/secret")
-	AOPTS=()
-	FOPTS=(--cache "$TMP/cache")
-	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache")
+	handler_setup handle-secret
 }
 
 teardown() {
@@ -27,31 +17,9 @@ teardown() {
 	apiserver_stop
 }
 
-# push_payload REF URL: the push fixture at $REV on REF from URL.
-push_payload() {
-	jq --arg rev "$REV" --arg ref "$1" --arg url "$2" \
-		'.after = $rev | .ref = $ref | .repository.clone_url = $url |
-		 .repository.full_name = "octo/repo" | .repository.name = "repo" |
-		 .repository.owner.login = "octo"' "$FIXTURES/github/push-payload.json"
-}
-
 # request FILE EVENT DELIVERY [SECRET]: a signed request to $TMP/req.
 request() {
 	kwh-sign --event "$2" --delivery "$3" --secret-file "$TMP/${4:-secret}" "$1" >"$TMP/req"
-}
-
-# uids: the uids of the stored objects, a JSON array.
-uids() {
-	apiserver_objects | jq -c '[.[].metadata.uid]'
-}
-
-# new_objects UIDS: the objects stored since uids printed UIDS, minus what
-# the server makes up per object.
-new_objects() {
-	apiserver_objects | jq -S --argjson old "$1" '[.[] |
-		select(.metadata.uid as $u | $old | index($u) | not) |
-		del(.metadata.name, .metadata.uid, .metadata.creationTimestamp,
-		    .metadata.resourceVersion, .metadata.generation, .metadata.managedFields)]'
 }
 
 # body FILE: the response's JSON body minus the generated object names.

@@ -10,16 +10,7 @@ load test_helper
 
 setup() {
 	setup_tmp
-	export HOME=$TMP
-	apiserver_start
-	ci_repo "$TMP/repo"
-	secret_file secret listen-secret
-	secret_file other not-the-secret
-	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"
-	VOPTS=(--secret-file "$TMP/secret")
-	AOPTS=()
-	FOPTS=(--cache "$TMP/cache")
-	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache")
+	handler_setup listen-secret
 	unset LISTEN_PID
 }
 
@@ -29,14 +20,6 @@ teardown() {
 	[ -z "${CURL_PID:-}" ] || stop_pid "$CURL_PID"
 	stop_git_servers
 	apiserver_stop
-}
-
-# push_payload REF URL: the push fixture at $REV on REF from URL.
-push_payload() {
-	jq --arg rev "$REV" --arg ref "$1" --arg url "$2" \
-		'.after = $rev | .ref = $ref | .repository.clone_url = $url |
-		 .repository.full_name = "octo/repo" | .repository.name = "repo" |
-		 .repository.owner.login = "octo"' "$FIXTURES/github/push-payload.json"
 }
 
 # start_listen [OPTIONS]: kwh-handle --listen on a free port with the
@@ -59,6 +42,15 @@ stop_listen() {
 # workers: the pids of the server's workers, one per line.
 workers() {
 	pgrep -P "$LISTEN_PID" | sort
+}
+
+# wait_replaced PID: waits (5 s at most) until a worker other than PID runs.
+wait_replaced() {
+	local n=100
+	while [ "$(workers)" = "$1" ] || [ -z "$(workers)" ]; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || return 1
+		sleep 0.05
+	done
 }
 
 # wait_workers N: until the server has N workers that logged their start.
@@ -96,20 +88,6 @@ curl_config() {
 		printf 'data-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$1"
 		printf 'max-time = 20\n'
 	done
-}
-
-# uids: the uids of the stored objects, a JSON array.
-uids() {
-	apiserver_objects | jq -c '[.[].metadata.uid]'
-}
-
-# new_objects UIDS: the objects stored since uids printed UIDS, minus what
-# the server makes up per object.
-new_objects() {
-	apiserver_objects | jq -S --argjson old "$1" '[.[] |
-		select(.metadata.uid as $u | $old | index($u) | not) |
-		del(.metadata.name, .metadata.uid, .metadata.creationTimestamp,
-		    .metadata.resourceVersion, .metadata.generation, .metadata.managedFields)]'
 }
 
 # body FILE: a response body minus the generated object names.
@@ -300,11 +278,7 @@ same() {
 	wait_workers 1
 	old=$(workers)
 	kill -9 "$old"
-	n=100
-	while [ "$(workers)" = "$old" ] || [ -z "$(workers)" ]; do
-		n=$((n - 1)); [ "$n" -gt 0 ] || false
-		sleep 0.05
-	done
+	wait_replaced "$old"
 	grep -q "msg=\"worker $old killed by signal 9 (Killed) after [0-9.]* s; replacing it\"" "$TMP/listen.log"
 	grep -q 'msg="next worker in 100 ms"' "$TMP/listen.log"
 	run post "$TMP/push.json" push d-after-kill
@@ -314,11 +288,7 @@ same() {
 	# a worker that keeps dying young is replaced ever more slowly
 	old=$(workers)
 	kill -9 "$old"
-	n=100
-	while [ "$(workers)" = "$old" ] || [ -z "$(workers)" ]; do
-		n=$((n - 1)); [ "$n" -gt 0 ] || false
-		sleep 0.05
-	done
+	wait_replaced "$old"
 	grep -q 'msg="next worker in 200 ms"' "$TMP/listen.log"
 	run post "$TMP/push.json" push d-after-kill-2
 	assert_output 201

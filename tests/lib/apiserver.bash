@@ -157,3 +157,17 @@ apiserver_kubectl() {
 	kubectl --kubeconfig "${KUBECONFIG_FILE:-$APISERVER_DIR/kubeconfig}" \
 		--cache-dir "$APISERVER_DIR/kube-cache" "$@"
 }
+
+# uids: the uids of the stored objects, a JSON array.
+uids() {
+	apiserver_objects | jq -c '[.[].metadata.uid]'
+}
+
+# new_objects UIDS: the objects stored since uids printed UIDS, minus what
+# the server makes up per object.
+new_objects() {
+	apiserver_objects | jq -S --argjson old "$1" '[.[] |
+		select(.metadata.uid as $u | $old | index($u) | not) |
+		del(.metadata.name, .metadata.uid, .metadata.creationTimestamp,
+		    .metadata.resourceVersion, .metadata.generation, .metadata.managedFields)]'
+}

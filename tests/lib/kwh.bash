@@ -67,3 +67,29 @@ ci_push() {
 		'.after = $rev | .ref = "refs/heads/main" | .repository.clone_url = $url' \
 		"$FIXTURES/github/push-payload.json"
 }
+
+# push_payload REF URL: the push fixture at $REV on REF from URL, as octo/repo
+# (the handler tests).
+push_payload() {
+	jq --arg rev "$REV" --arg ref "$1" --arg url "$2" \
+		'.after = $rev | .ref = $ref | .repository.clone_url = $url |
+		 .repository.full_name = "octo/repo" | .repository.name = "repo" |
+		 .repository.owner.login = "octo"' "$FIXTURES/github/push-payload.json"
+}
+
+# handler_setup SECRET: what the handler tests (tests/6000, 6001) start
+# from: the test API server, a repository with a Workflow, the secrets
+# "secret" (SECRET) and "other", a push of it in $TMP/push.json, and each
+# stage's options (kwh-handle takes them all) in VOPTS, AOPTS, FOPTS, POPTS.
+handler_setup() {
+	export HOME=$TMP
+	apiserver_start
+	ci_repo "$TMP/repo"
+	secret_file secret "$1"
+	secret_file other not-the-secret
+	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"
+	VOPTS=(--secret-file "$TMP/secret")
+	AOPTS=()
+	FOPTS=(--cache "$TMP/cache")
+	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache")
+}
