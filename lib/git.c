@@ -511,6 +511,18 @@ kwh_git_close(struct kwh_git *g)
 	free(g);
 }
 
+void
+kwh_git_hold(int hold)
+{
+	static int held;
+
+	if (hold && !held)
+		git_libgit2_init();
+	else if (!hold && held)
+		git_libgit2_shutdown();
+	held = hold;
+}
+
 /* Looks rev up as a commit; 0 with hex filled, or -1. */
 static int
 lookup(struct kwh_git *g, const char *rev, char hex[41])

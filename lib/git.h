@@ -45,6 +45,13 @@ int kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 void kwh_git_close(struct kwh_git *g);
 
 /*
+ * For a process that serves many deliveries (kwh-handle --listen): keeps
+ * libgit2 initialised between them (hold 1) instead of setting it up and
+ * tearing it down for every kwh_git_open/kwh_git_close; hold 0 lets go.
+ */
+void kwh_git_hold(int hold);
+
+/*
  * Finds the commit rev (a hexadecimal object id, 4 to 40 digits) in the
  * cache without any network; when it is missing, takes the exclusive lock,
  * looks again (another process may just have fetched it), then fetches ref

@@ -30,6 +30,7 @@
 #endif
 
 #include "err.h"
+#include "git.h"
 #include "handle.h"
 #include "kube.h"
 
@@ -249,6 +250,7 @@ worker(struct kwh_handle *h, int lfd, pid_t parent, const sigset_t *mask)
 	handle_signal(SIGCHLD, SIG_DFL, 0);
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	srandom((unsigned)getpid() ^ (unsigned)kwh_now_ms());
+	kwh_git_hold(1);	/* libgit2 set up once per worker, not per request */
 	kwh_log(KWH_LOG_INFO, NULL, 0, "worker %ld started", (long)getpid());
 	while (!stopping) {
 		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { wake[0], POLLIN, 0 } };
@@ -287,6 +289,7 @@ worker(struct kwh_handle *h, int lfd, pid_t parent, const sigset_t *mask)
 	kwh_log(KWH_LOG_INFO, NULL, 0, "worker %ld exits after %zu request%s (%s)",
 	    (long)getpid(), served, served == 1 ? "" : "s", why);
 	kwh_handle_release(h);
+	kwh_git_hold(0);
 	close(lfd);
 	close(wake[0]);
 	close(wake[1]);

@@ -24,6 +24,7 @@ setup() {
 }
 
 teardown() {
+	[ -z "${LISTEN_PID:-}" ] || stop_pid "$LISTEN_PID"
 	stop_git_servers
 }
 
@@ -120,4 +121,32 @@ $URL"
 	assert_failure 1
 	assert_equal "$(http_status <(printf '%s\n' "$output"))" 502
 	[[ "$output" == *"the SSL certificate is invalid"* ]]
+}
+
+@test "kwh-handle --listen --ca-file: a resident worker fetches over HTTPS, request after request" {
+	secret_file secret handle-secret
+	PORT=$(free_port)
+	kwh-handle --listen "127.0.0.1:$PORT" --workers 1 --secret-file "$TMP/secret" \
+	    --cache "$CACHE" --token-file "$TMP/token" --ca-file "$PKI/ca.crt" --dry-run=client \
+	    --log "$TMP/listen.log" 3>&- &
+	LISTEN_PID=$!
+	wait_port "$PORT"
+	# two revisions on two branches: each request needs its own fetch
+	local rev ref n=0
+	for rev in "$REV1:main" "$FEAT:feature"; do
+		ref=${rev#*:}; rev=${rev%%:*}; n=$((n + 1))
+		jq --arg rev "$rev" --arg ref "refs/heads/$ref" --arg url "$URL" \
+			'.after = $rev | .ref = $ref | .repository.clone_url = $url |
+			 .repository.full_name = "octo/repo"' \
+			"$FIXTURES/github/push-payload.json" > "$TMP/push.json"
+		run curl -sS --max-time 20 -o "$TMP/body" -w '%{http_code}' --data-binary @"$TMP/push.json" \
+		    -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
+		    -H "X-GitHub-Delivery: d-l$n" \
+		    -H "X-Hub-Signature-256: $(sig_of "$TMP/push.json" "$TMP/secret")" \
+		    "http://127.0.0.1:$PORT/"
+		assert_output 200
+		jq -e '.results[0].action == "dry-run"' "$TMP/body"
+	done
+	[ "$(grep -c '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log")" -eq 2 ]
+	[ "$(grep -c 'worker [0-9]* started' "$TMP/listen.log")" -eq 1 ]
 }
