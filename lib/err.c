@@ -17,6 +17,15 @@ const char *kwh_progname = "kwh";
 static enum { LOG_TO_STDERR, LOG_TO_FD, LOG_TO_SYSLOG, LOG_TO_NONE } log_kind;
 static int log_fd = 2;
 
+long long
+kwh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void
 kwh_err_init(const char *argv0)
 {

@@ -22,6 +22,9 @@ enum {
 extern const char *kwh_progname;
 void kwh_err_init(const char *argv0);
 
+/* Milliseconds since the Unix epoch (deadlines travel in envelopes). */
+long long kwh_now_ms(void);
+
 /* "prog: fatal: MSG" on stderr (and in the log), then exit(code). */
 void kwh_die(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));

@@ -29,15 +29,6 @@ get_str(jv obj, const char *k1, const char *k2, char *out, size_t n)
 	return out;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 safe_name_part(const char *s, size_t n)
 {
@@ -177,9 +168,9 @@ kwh_fetch(void *ctx, jv env)
 		revp = NULL;	/* a delete: the default branch */
 	d = jv_object_get(jv_copy(env), jv_string("deadline"));
 	deadline = jv_get_kind(d) == JV_KIND_NUMBER ? (long long)jv_number_value(d) :
-	    now_ms() + o->timeout_ms;
+	    kwh_now_ms() + o->timeout_ms;
 	jv_free(d);
-	if (now_ms() >= deadline)
+	if (kwh_now_ms() >= deadline)
 		return kwh_env_respond(env, 504, "deadline passed before fetching from %s", shown);
 
 	if ((r = kwh_git_open(&g, &o->git, url, deadline, err, sizeof err)) < 0 ||

@@ -15,6 +15,7 @@
  */
 #include "git.h"
 #include "buf.h"
+#include "err.h"
 #include "sig.h"
 
 #include <ctype.h>
@@ -199,15 +200,6 @@ git_http_auth_negotiate(void **out, const void *url)
 	return GIT_PASSTHROUGH;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 seterr(char *err, size_t n, const char *fmt, ...)
 {
@@ -307,7 +299,7 @@ take_lock(struct kwh_git *g, int mode, char *err, size_t errlen)
 			seterr(err, errlen, "cannot lock the cache for %s: %s", g->shown, strerror(errno));
 			return KWH_GIT_ECACHE;
 		}
-		if (now_ms() >= g->deadline) {
+		if (kwh_now_ms() >= g->deadline) {
 			seterr(err, errlen, "deadline passed waiting for the cache lock of %s", g->shown);
 			return KWH_GIT_EDEADLINE;
 		}
@@ -796,7 +788,7 @@ progress_cb(const git_indexer_progress *s, void *payload)
 	struct net *n = payload;
 	int pct;
 
-	if (now_ms() >= n->g->deadline) {
+	if (kwh_now_ms() >= n->g->deadline) {
 		snprintf(n->msg, sizeof n->msg, "the deadline passed while fetching");
 		return -1;
 	}
@@ -938,7 +930,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 	close(p[1]);
 	for (;;) {
 		struct pollfd pfd = { p[0], POLLIN, 0 };
-		long long left = g->deadline - now_ms();
+		long long left = g->deadline - kwh_now_ms();
 		ssize_t k;
 
 		if (left <= 0) {

@@ -27,15 +27,6 @@
 
 extern char **environ;
 
-long long
-kwh_now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {

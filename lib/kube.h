@@ -131,7 +131,4 @@ int kwh_kube_discover(struct kwh_kube *k, struct kwh_kube_result *r,
 int kwh_kube_guess_namespaced(const char *cache_dir, const char *server,
     const char *api_version, const char *kind);
 
-/* Milliseconds since the epoch. */
-long long kwh_now_ms(void);
-
 #endif

@@ -250,7 +250,7 @@ replay_one(const struct kwh_replay *r, const char *name, int fd, const struct ti
 	spool_stage(env, stage, sizeof stage);
 	attempt = spool_int(env, "attempts") + 1;
 	in = jv_object_delete(jv_object_delete(jv_copy(env), jv_string("response")), jv_string("spool"));
-	in = jv_object_set(in, jv_string("deadline"), jv_number(kwh_spool_now_ms() + (double)r->budget_ms));
+	in = jv_object_set(in, jv_string("deadline"), jv_number((double)kwh_now_ms() + (double)r->budget_ms));
 	if (r->dry_run) {
 		if (r->chain)
 			kwh_log(KWH_LOG_INFO, delivery, 0, "would replay from %s: %s", stage,
@@ -292,7 +292,7 @@ replay_one(const struct kwh_replay *r, const char *name, int fd, const struct ti
 		jv sp = jv_object_get(jv_copy(env), jv_string("spool"));
 		jv last = jv_object_set(jv_object(), jv_string("status"), jv_number(o.status));
 		last = jv_object_set(last, jv_string("message"), jv_string(o.msg.data ? o.msg.data : ""));
-		last = jv_object_set(last, jv_string("time"), jv_number(kwh_spool_now_ms()));
+		last = jv_object_set(last, jv_string("time"), jv_number((double)kwh_now_ms()));
 		if (jv_get_kind(sp) != JV_KIND_OBJECT) {
 			jv_free(sp);
 			sp = jv_object();

@@ -13,15 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-double
-kwh_spool_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000);
-}
-
 int
 kwh_spool_wanted(jv env)
 {
@@ -158,7 +149,7 @@ kwh_spool_envelope(const char *dir, jv env, char *err, size_t errlen)
 		sp = jv_object_set(sp, jv_string("message"),
 		    jv_get_kind(m) == JV_KIND_STRING ? m : (jv_free(m), jv_string("")));
 	}
-	sp = jv_object_set(sp, jv_string("time"), jv_number(kwh_spool_now_ms()));
+	sp = jv_object_set(sp, jv_string("time"), jv_number((double)kwh_now_ms()));
 	sp = jv_object_set(sp, jv_string("attempts"), jv_number(0));
 	jv_free(resp);
 	env = jv_object_delete(env, jv_string("response"));

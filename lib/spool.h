@@ -88,7 +88,4 @@ int kwh_spool_lock(const char *dir, const char *name, int *fd);
  */
 int kwh_spool_remove(const char *dir, const char *name, int fd);
 
-/* Unix epoch milliseconds now. */
-double kwh_spool_now_ms(void);
-
 #endif
