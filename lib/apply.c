@@ -78,20 +78,6 @@ kwh_apply_dedupe_name(char *out, const char *gen, const char *delivery, size_t i
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static const char *
-str_at(jv o, const char *key)
-{
-	const char *s = NULL;
-	jv v;
-
-	if (jv_get_kind(o) != JV_KIND_OBJECT)
-		return NULL;
-	v = jv_object_get(jv_copy(o), jv_string(key));
-	if (jv_get_kind(v) == JV_KIND_STRING)
-		s = jv_string_value(v);
-	jv_free(v); /* o keeps the string alive */
-	return s;
-}
 
 /* apiVersion as Kubernetes spells it: [GROUP/]VERSION, DNS-like. */
 static int
@@ -196,7 +182,7 @@ meta_str(jv obj, const char *key)
 {
 	jv md = jv_get_kind(obj) == JV_KIND_OBJECT ?
 	    jv_object_get(jv_copy(obj), jv_string("metadata")) : jv_null();
-	const char *s = str_at(md, key);
+	const char *s = kwh_jv_str(md, key);
 
 	jv_free(md); /* obj keeps it alive */
 	return s;
@@ -269,7 +255,7 @@ send_item(struct kwh_apply *a, struct item *it, long long deadline, const char *
 			    meta_str(r.body, "uid") ? meta_str(r.body, "uid") : "");
 			goto out;
 		}
-		if (r.http != 409 || !(str_at(r.body, "reason") && !strcmp(str_at(r.body, "reason"), "AlreadyExists"))) {
+		if (r.http != 409 || !(kwh_jv_str(r.body, "reason") && !strcmp(kwh_jv_str(r.body, "reason"), "AlreadyExists"))) {
 			st = r.status;
 			snprintf(msg, msglen, "%s", r.msg);
 			goto out;
@@ -426,8 +412,8 @@ kwh_apply(void *ctx, jv env)
 		o = jv_array_get(jv_copy(prepared), i);
 		it->obj = o;
 		jv_free(o); /* prepared holds it; reassigned below when it changes */
-		av = str_at(it->obj, "apiVersion");
-		kd = str_at(it->obj, "kind");
+		av = kwh_jv_str(it->obj, "apiVersion");
+		kd = kwh_jv_str(it->obj, "kind");
 		if (!av || !*av || !kd || !*kd) {
 			status = 422;
 			snprintf(msg, sizeof msg, "object %d has no %s", i + 1, !av || !*av ? "apiVersion" : "kind");
@@ -461,7 +447,7 @@ kwh_apply(void *ctx, jv env)
 		{
 			jv obj = jv_array_get(jv_copy(prepared), i);
 			jv m = jv_object_get(jv_copy(obj), jv_string("metadata"));
-			const char *own = str_at(m, "namespace");
+			const char *own = kwh_jv_str(m, "namespace");
 
 			if (it->res.namespaced) {
 				if (!own || !*own)
@@ -469,8 +455,8 @@ kwh_apply(void *ctx, jv env)
 			} else if (jv_object_has(jv_copy(m), jv_string("namespace"))) {
 				m = jv_object_delete(m, jv_string("namespace"));
 			}
-			it->name = str_at(m, "name");
-			it->gen = str_at(m, "generateName");
+			it->name = kwh_jv_str(m, "name");
+			it->gen = kwh_jv_str(m, "generateName");
 			if (it->name && !*it->name)
 				it->name = NULL;
 			if (it->gen && !*it->gen)
@@ -484,14 +470,14 @@ kwh_apply(void *ctx, jv env)
 			it->obj = obj;
 			jv_free(obj); /* prepared keeps it */
 			m = jv_object_get(jv_copy(it->obj), jv_string("metadata"));
-			it->ns = str_at(m, "namespace");
-			it->name = str_at(m, "name");
+			it->ns = kwh_jv_str(m, "namespace");
+			it->name = kwh_jv_str(m, "name");
 			if (it->name && !*it->name)
 				it->name = NULL;
-			it->gen = str_at(m, "generateName");
+			it->gen = kwh_jv_str(m, "generateName");
 			jv_free(m);
-			it->api_version = str_at(it->obj, "apiVersion");
-			it->kind = str_at(it->obj, "kind");
+			it->api_version = kwh_jv_str(it->obj, "apiVersion");
+			it->kind = kwh_jv_str(it->obj, "kind");
 		}
 		if (!kind_allowed(a, it)) {
 			status = 422;

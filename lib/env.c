@@ -46,17 +46,26 @@ kwh_env_status(jv env)
 }
 
 const char *
-kwh_env_str(jv env, const char *key, char *out, size_t n)
+kwh_jv_str(jv o, const char *key)
 {
+	const char *s = NULL;
 	jv v;
 
-	out[0] = '\0';
-	if (jv_get_kind(env) != JV_KIND_OBJECT)
-		return out;
-	v = jv_object_get(jv_copy(env), jv_string(key));
+	if (jv_get_kind(o) != JV_KIND_OBJECT)
+		return NULL;
+	v = jv_object_get(jv_copy(o), jv_string(key));
 	if (jv_get_kind(v) == JV_KIND_STRING)
-		snprintf(out, n, "%s", jv_string_value(v));
-	jv_free(v);
+		s = jv_string_value(v);
+	jv_free(v); /* o still holds a reference: the pointer stays valid */
+	return s;
+}
+
+const char *
+kwh_env_str(jv env, const char *key, char *out, size_t n)
+{
+	const char *s = kwh_jv_str(env, key);
+
+	snprintf(out, n, "%s", s ? s : "");
 	return out;
 }
 

@@ -15,6 +15,12 @@ int kwh_env_has_response(jv env);
 int kwh_env_status(jv env);
 
 /*
+ * The string at o.key, borrowed from o (which must stay alive), or NULL
+ * when o is not an object or the value is missing or not a string.
+ */
+const char *kwh_jv_str(jv o, const char *key);
+
+/*
  * Copies the string at env.key into out (n bytes, NUL-terminated, cut if
  * longer) and returns out; "" when missing or not a string.  Borrows env.
  */

@@ -1,6 +1,7 @@
 /* kube.c — kubeconfig and in-cluster configuration, the libcurl client
  * (keep-alive, retries inside a deadline), exec credential plugins, and
  * discovery with its disk cache.  See kube.h. */
+#include "env.h"
 #include "kube.h"
 #include "err.h"
 #include "yaml.h"
@@ -88,15 +89,8 @@ xstrdup(const char *s)
 static const char *
 jstr(jv o, const char *key)
 {
-	const char *s = NULL;
-	jv v;
+	const char *s = kwh_jv_str(o, key);
 
-	if (jv_get_kind(o) != JV_KIND_OBJECT)
-		return NULL;
-	v = jv_object_get(jv_copy(o), jv_string(key));
-	if (jv_get_kind(v) == JV_KIND_STRING)
-		s = jv_string_value(v);
-	jv_free(v); /* o still holds a reference: the pointer stays valid */
 	return s && *s ? s : NULL;
 }
 
