@@ -78,7 +78,6 @@ kwh_apply_dedupe_name(char *out, const char *gen, const char *delivery, size_t i
 
 /* ---- helpers ----------------------------------------------------------- */
 
-
 /* apiVersion as Kubernetes spells it: [GROUP/]VERSION, DNS-like. */
 static int
 valid_api_version(const char *s)
