@@ -7,19 +7,11 @@ load test_helper
 load 4000-deploy-lib
 
 setup() {
-	setup_tmp
-	export HOME=$TMP
-	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY
-	SOCAT_PID=
+	deploy_setup
 }
 
 teardown() {
-	if [ -n "$SOCAT_PID" ]; then
-		kill "$SOCAT_PID" 2>/dev/null || true
-		wait "$SOCAT_PID" 2>/dev/null || true
-	fi
-	apiserver_stop
-	stop_git_servers
+	deploy_teardown
 }
 
 # serve [ADDRESS-OPTIONS]: socat on a free port runs the handler per

@@ -5,6 +5,26 @@
 HANDLER=$TOP_DIR/share/kwh/kwh-handler
 SECRET_VALUE=deploy-test-secret-Zq81x
 
+# deploy_setup: the test's directory as HOME, and no cluster or systemd
+# setting inherited from whoever runs the suite.  The listener a test
+# starts goes in SOCAT_PID, for deploy_teardown.
+deploy_setup() {
+	setup_tmp
+	export HOME=$TMP
+	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY
+	SOCAT_PID=
+}
+
+# deploy_teardown: stops the listener, the test API server, git servers.
+deploy_teardown() {
+	if [ -n "${SOCAT_PID:-}" ]; then
+		kill "$SOCAT_PID" 2>/dev/null || true
+		wait "$SOCAT_PID" 2>/dev/null || true
+	fi
+	apiserver_stop
+	stop_git_servers
+}
+
 # deploy_repo: $TMP/srv/octo/repo.git (bare, branch main) whose
 # .ci/workflow.yaml is an Argo Workflow with generateName; sets REV.
 deploy_repo() {

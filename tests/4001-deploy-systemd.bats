@@ -8,18 +8,11 @@ load test_helper
 load 4000-deploy-lib
 
 setup() {
-	setup_tmp
-	export HOME=$TMP
-	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY
-	LISTENER_PID=
+	deploy_setup
 }
 
 teardown() {
-	if [ -n "$LISTENER_PID" ]; then
-		kill "$LISTENER_PID" 2>/dev/null || true
-		wait "$LISTENER_PID" 2>/dev/null || true
-	fi
-	apiserver_stop
+	deploy_teardown
 }
 
 # units: copies of the units into $TMP/units, ExecStart= pointing at this
@@ -90,7 +83,7 @@ units() {
 		systemd-socket-activate -l 127.0.0.1:"$PORT" --accept --inetd \
 		-E PATH -E HOME -E KWH_BIN -E KWH_ENV_FILE -E CREDENTIALS_DIRECTORY -E CACHE_DIRECTORY \
 		"$HANDLER" 2>"$TMP/journal" &
-	LISTENER_PID=$!
+	SOCAT_PID=$!
 	wait_port "$PORT"
 	post_push "$PORT" d-ssa
 	assert_equal "$CODE" 201
@@ -113,7 +106,7 @@ units() {
 	PORT=$(free_port)
 	systemd-socket-activate -l 127.0.0.1:"$PORT" --accept --inetd \
 		-E PATH -E HOME -E KWH_BIN -E KWH_ENV_FILE "$HANDLER" 2>"$TMP/journal" &
-	LISTENER_PID=$!
+	SOCAT_PID=$!
 	wait_port "$PORT"
 	printf 'GET /-/alive HTTP/1.1\r\nHost: x\r\n\r\n' |
 		socat -t 10 - TCP:127.0.0.1:"$PORT" >"$TMP/resp"
@@ -127,7 +120,7 @@ units() {
 	deploy_repo; deploy_payload; deploy_env
 	PORT=$(free_port)
 	env -u APISERVER_TOKEN "$TOP_DIR/share/socat/kwh-socat" "$PORT" 127.0.0.1 2>"$TMP/socat.err" &
-	LISTENER_PID=$!
+	SOCAT_PID=$!
 	wait_port "$PORT"
 	post_push "$PORT" d-kwh-socat
 	assert_equal "$CODE" 201

@@ -10,20 +10,12 @@ load test_helper
 load 4000-deploy-lib
 
 setup() {
-	setup_tmp
-	export HOME=$TMP
-	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY
-	SOCAT_PID=
+	deploy_setup
 	MOUNTS=()
 }
 
 teardown() {
-	if [ -n "$SOCAT_PID" ]; then
-		kill "$SOCAT_PID" 2>/dev/null || true
-		wait "$SOCAT_PID" 2>/dev/null || true
-	fi
-	apiserver_stop
-	stop_git_servers
+	deploy_teardown
 	local m
 	for m in "${MOUNTS[@]}"; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true

@@ -11,19 +11,11 @@ load 4000-deploy-lib
 GIT_TOKEN=git-token-Hq7WpZ3vXk
 
 setup() {
-	setup_tmp
-	export HOME=$TMP
-	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY
-	SOCAT_PID=
+	deploy_setup
 }
 
 teardown() {
-	if [ -n "$SOCAT_PID" ]; then
-		kill "$SOCAT_PID" 2>/dev/null || true
-		wait "$SOCAT_PID" 2>/dev/null || true
-	fi
-	apiserver_stop
-	stop_git_servers
+	deploy_teardown
 }
 
 # handler_with_spool: sets H, the shipped handler when it knows KWH_SPOOL,
