@@ -79,8 +79,9 @@ apiserver_start() {
 	APISERVER_URL=$scheme://127.0.0.1:$APISERVER_PORT
 	export APISERVER_PORT APISERVER_URL
 	wait_port "$APISERVER_PORT" || return 1
-	_apiserver_kubeconfig token >"$APISERVER_DIR/kubeconfig"
-	_apiserver_kubeconfig cert >"$APISERVER_DIR/kubeconfig-cert"
+	write_kubeconfig "$APISERVER_DIR/kubeconfig" "    token: $APISERVER_TOKEN"
+	write_kubeconfig "$APISERVER_DIR/kubeconfig-cert" "    client-certificate: $APISERVER_DIR/client.crt
+    client-key: $APISERVER_DIR/client.key"
 }
 
 # The certificates are made once per bats run (mkcerts.sh is idempotent; the
@@ -96,22 +97,19 @@ _apiserver_pki() {
 	[ -s "$_APISERVER_PKI/other-client.crt" ]
 }
 
-_apiserver_kubeconfig() {
-	local user
-	if [ "$1" = token ]; then
-		user="    token: $APISERVER_TOKEN"
-	else
-		user="    client-certificate: $APISERVER_DIR/client.crt
-    client-key: $APISERVER_DIR/client.key"
-	fi
-	cat <<-EOF
+# write_kubeconfig FILE USER-YAML [CLUSTER-EXTRA-YAML]: a kubeconfig for
+# the test server with the given user section (indented 4 spaces) and,
+# by default, the CA as a file.
+write_kubeconfig() {
+	local file=$1 user=$2 cluster=${3:-"    certificate-authority: $APISERVER_CA"}
+	cat >"$file" <<-EOC
 	apiVersion: v1
 	kind: Config
 	clusters:
 	- name: test
 	  cluster:
 	    server: $APISERVER_URL
-	    certificate-authority: $APISERVER_CA
+	$cluster
 	users:
 	- name: test
 	  user:
@@ -123,7 +121,7 @@ _apiserver_kubeconfig() {
 	    user: test
 	    namespace: ci
 	current-context: test
-	EOF
+	EOC
 }
 
 apiserver_stop() {
