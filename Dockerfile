@@ -20,7 +20,7 @@ RUN make -j"$(nproc)" \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libcurl4 libssl3 libjq1 \
+      libcurl4 libssl3 libjq1 libssh2-1 \
       socat ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /

@@ -19,16 +19,15 @@ JQ_LIBS   ?= -ljq
 # spends reading a cached revision (bench/README.md).  An archive only
 # brings in what a program calls, so tools that never touch git load
 # neither libgit2 nor Kerberos.  The --wrap options let lib/git.c defer
-# libgit2's parse of the system CA bundle, and in kwh-fetch (which does not
-# load libcurl, itself a user of libssh2) libssh2's set-up, until a fetch
+# libgit2's TLS set-up and its parse of the system CA bundle until a fetch
 # needs them.
 STATIC_LIBS ?= $(addprefix $(LIBDIR)/,libgit2.a libmbedtls.a libmbedx509.a \
 	libmbedcrypto.a libssh2.a libpcre2-8.a libz.a libhttp_parser.a libyaml.a)
-GIT_WRAP  ?= -Wl,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
+GIT_WRAP  ?= -Wl,--wrap=git_mbedtls_stream_global_init,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
 # OpenSSL: shared where libcurl (which loads libssl.so) is linked too, so
 # that one process never holds two copies; static in the tools without it.
 CRYPTO_LIBS = -lssl -lcrypto
-STATIC_CRYPTO_BINS = kwh-fetch kwh-verify kwh-sign
+STATIC_CRYPTO_BINS = kwh-verify kwh-sign
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
@@ -38,7 +37,7 @@ ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) -Wl,--as-needed -lcurl $(CRYPTO_LIBS) \
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
 O        ?= .
-LIB_SRC  = $(wildcard lib/*.c)
+LIB_SRC  = $(filter-out lib/ssh2-dl.c,$(wildcard lib/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o)
 LIB_HDR  = $(wildcard lib/*.h)
 BIN_SRC  = $(wildcard bin/kwh-*.c)
@@ -49,7 +48,12 @@ TOOLS    = $(TOOL_SRC:%.c=$(O)/%)
 all: $(BINS) $(TOOLS)
 
 $(STATIC_CRYPTO_BINS:%=$(O)/bin/%): CRYPTO_LIBS = $(LIBDIR)/libcrypto.a -ldl
-$(O)/bin/kwh-fetch: GIT_WRAP := $(GIT_WRAP),--wrap=libssh2_init
+# kwh-fetch, which does not load libcurl, loads neither OpenSSL nor libssh2
+# to read a cached revision: it opens libssh2 when an SSH fetch needs it
+# (lib/ssh2-dl.c, not part of libkwh.a).
+$(O)/bin/kwh-fetch: $(O)/lib/ssh2-dl.o
+$(O)/bin/kwh-fetch: STATIC_LIBS := $(filter-out %/libssh2.a,$(STATIC_LIBS)) $(O)/lib/ssh2-dl.o
+$(O)/bin/kwh-fetch: CRYPTO_LIBS = -ldl
 
 $(O)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)

@@ -39,9 +39,8 @@
 #include <unistd.h>
 
 #include <git2.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
 
 #define INCOMPLETE "kwh-incomplete"
 
@@ -58,33 +57,34 @@ struct kwh_git {
 };
 
 /*
- * The CA bundle, loaded only when a fetch needs it.
+ * TLS set-up and the CA bundle, done only when a fetch needs them.
  *
- * Debian's libgit2 (1.5, built with mbedTLS) parses the whole system CA
- * bundle inside git_libgit2_init(): 56 million instructions, four fifths of
- * a kwh-fetch that reads a cached revision and needs no network at all.
- * libgit2 offers no switch for it, so the Makefile links libgit2 with
- * --wrap for the two mbedTLS functions it calls for it, which sends those
- * calls here.  They only note the certificate chain libgit2 is filling and
- * from where; kwh_git_load_cas(), called by the fetch child before it
- * opens any connection, parses the noted files into that same chain with
- * the real functions.  libgit2 keeps the chain pointer in its TLS
- * configuration, so the certificates are there before the first
- * handshake.  The same holds for --ca-file (GIT_OPT_SET_SSL_CERT_LOCATIONS
- * goes through the same calls).  A libgit2 built with OpenSSL never calls
- * these, and loses nothing.
+ * Debian's libgit2 (1.5, built with mbedTLS) sets up TLS inside
+ * git_libgit2_init(): it seeds mbedTLS's random generator, which runs the
+ * HAVEGE entropy collector (a million instructions), and parses the whole
+ * system CA bundle (56 million).  That was most of a kwh-fetch that reads a
+ * cached revision and needs no network at all.  libgit2 offers no switch
+ * for it, so the Makefile links libgit2 with --wrap for its TLS set-up
+ * (git_mbedtls_stream_global_init) and for the two mbedTLS functions that
+ * parse certificates, which sends those calls here.  The set-up is only
+ * noted; kwh_git_load_cas(), called by the fetch child before it opens any
+ * connection, runs it with the real function, then parses --ca-file or the
+ * bundles libgit2 asked for into the chain libgit2 keeps in its TLS
+ * configuration, before the first handshake.  A libgit2 built with
+ * OpenSSL never calls these, and loses nothing.
  */
 static struct {
 	int loaded;		/* load now, not later */
 	void *chain;		/* the chain libgit2 is filling */
 	char *file, *dir;	/* what to load into it */
-	int ssh;		/* libssh2_init() was deferred */
+	int tls;		/* libgit2's TLS set-up was deferred */
 } ca;
 
 /* weak: a build that links libgit2 without the --wrap options loads the
  * bundle at initialisation as libgit2 does, and never calls these */
 int __real_mbedtls_x509_crt_parse_file(void *chain, const char *path) __attribute__((weak));
 int __real_mbedtls_x509_crt_parse_path(void *chain, const char *path) __attribute__((weak));
+int __real_git_mbedtls_stream_global_init(void) __attribute__((weak));
 
 static int
 ca_note(void *chain, const char *path, int dir)
@@ -111,6 +111,17 @@ ca_note(void *chain, const char *path, int dir)
 
 int __wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path);
 int __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path);
+int __wrap_git_mbedtls_stream_global_init(void);
+
+int
+__wrap_git_mbedtls_stream_global_init(void)
+{
+	if (ca.loaded)
+		return __real_git_mbedtls_stream_global_init ?
+		    __real_git_mbedtls_stream_global_init() : -1;
+	ca.tls = 1;
+	return 0;
+}
 
 int
 __wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path)
@@ -130,55 +141,57 @@ __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path)
 	return ca_note(chain, path, 1);
 }
 
-/*
- * libssh2_init(), which libgit2 also calls at initialisation, sets up
- * OpenSSL's engines and error strings: another million instructions that
- * only an SSH fetch needs.  It is deferred the same way (--wrap in the
- * Makefile).  libssh2_exit() at libgit2's shutdown is harmless after a
- * deferred init: it returns when libssh2 was never initialised.
- */
-int __real_libssh2_init(int flags) __attribute__((weak));
-int __wrap_libssh2_init(int flags);
-
-int
-__wrap_libssh2_init(int flags)
-{
-	if (ca.loaded)
-		return __real_libssh2_init ? __real_libssh2_init(flags) : -1;
-	ca.ssh = 1;
-	return 0;
-}
+/* kwh-fetch links lib/ssh2-dl.c, which loads libssh2 when SSH needs it */
+int kwh_ssh2_load(char *msg, size_t msglen) __attribute__((weak));
 
 /*
- * Parses what libgit2 asked for, and initialises libssh2 if that was
- * deferred; later requests are carried out at once.
- * Returns 0, or -1 with the file that could not be read in msg.
+ * Runs libgit2's TLS set-up if that was deferred, then trusts ca_file (PEM,
+ * instead of the system's bundle) or parses what libgit2 asked for; later
+ * requests are carried out at once.  For an SSH remote (ssh set), loads
+ * libssh2 if it is loaded on demand.  Returns 0, or -1 with what failed in
+ * msg.
  */
+static const char *git_msg(void);
+
 static int
-kwh_git_load_cas(char *msg, size_t msglen)
+kwh_git_load_cas(const char *ca_file, int ssh, char *msg, size_t msglen)
 {
 	int r = 0;
 
+	if (ssh && kwh_ssh2_load && kwh_ssh2_load(msg, msglen) < 0)
+		return -1;
 	if (ca.loaded)
 		return 0;
+	/* still noting: the system bundle is parsed below, unless replaced */
+	if (ca.tls && __real_git_mbedtls_stream_global_init &&
+	    __real_git_mbedtls_stream_global_init() < 0) {
+		snprintf(msg, msglen, "cannot set up TLS: %s", git_msg());
+		r = -1;
+	}
 	ca.loaded = 1;
-	if (ca.chain && ca.file && __real_mbedtls_x509_crt_parse_file &&
+	if (!r && ca_file) {
+		/* a new chain, which replaces the noted one */
+		free(ca.file);
+		free(ca.dir);
+		ca.file = ca.dir = NULL;
+		if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca_file, NULL) < 0) {
+			snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca_file);
+			r = -1;
+		}
+	}
+	if (!r && ca.chain && ca.file && __real_mbedtls_x509_crt_parse_file &&
 	    __real_mbedtls_x509_crt_parse_file(ca.chain, ca.file) < 0) {
 		snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca.file);
 		r = -1;
 	}
-	if (ca.chain && ca.dir && __real_mbedtls_x509_crt_parse_path &&
-	    __real_mbedtls_x509_crt_parse_path(ca.chain, ca.dir) < 0 && !r) {
+	if (!r && ca.chain && ca.dir && __real_mbedtls_x509_crt_parse_path &&
+	    __real_mbedtls_x509_crt_parse_path(ca.chain, ca.dir) < 0) {
 		snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca.dir);
 		r = -1;
 	}
 	free(ca.file);
 	free(ca.dir);
 	ca.file = ca.dir = NULL;
-	if (ca.ssh && __real_libssh2_init && __real_libssh2_init(0) < 0 && !r) {
-		snprintf(msg, msglen, "cannot initialise libssh2");
-		r = -1;
-	}
 	return r;
 }
 
@@ -256,7 +269,7 @@ kwh_git_redact_url(const char *url, char *out, size_t n)
 void
 kwh_git_cache_name(const char *url, char *out, size_t n)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
+	unsigned char md[32];
 	char suffix[48], *p = suffix;
 	const char *end = url + strlen(url), *start;
 	int slashes = 0, i;
@@ -449,11 +462,6 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
-	if (o->ca_file && git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, o->ca_file, NULL) < 0) {
-		seterr(err, errlen, "--ca-file '%s': %s", o->ca_file, git_msg());
-		r = KWH_GIT_ECACHE;
-		goto fail;
-	}
 	kwh_git_cache_name(url, name, sizeof name);
 	if (mkdir_p(o->cache_dir) < 0) {
 		seterr(err, errlen, "cannot create the cache '%s': %s", o->cache_dir, strerror(errno));
@@ -548,6 +556,20 @@ struct net {
 };
 
 /* Sets the host and port known_hosts lines name for an SSH URL. */
+/* Might libgit2 take url to SSH?  (ssh://, its aliases and scp-like
+ * user@host:path; loading libssh2 for nothing costs only time) */
+static int
+is_ssh(const char *url)
+{
+	static const char *const other[] = { "https://", "http://", "git://", "file://" };
+	size_t i;
+
+	for (i = 0; i < sizeof other / sizeof *other; i++)
+		if (!strncmp(url, other[i], strlen(other[i])))
+			return 0;
+	return url[0] != '/';
+}
+
 static void
 ssh_target(struct net *n, const char *url)
 {
@@ -588,22 +610,18 @@ ssh_target(struct net *n, const char *url)
 static int
 b64_decode(const char *in, unsigned char **out, size_t *outlen)
 {
-	size_t len = strlen(in), pad = 0;
-	int n;
+	size_t len = strlen(in);
 
 	if (!len || len % 4)
 		return -1;
 	if (!(*out = malloc(len / 4 * 3 + 1)))
 		return -1;
-	if ((n = EVP_DecodeBlock(*out, (const unsigned char *)in, (int)len)) < 0) {
+	if (mbedtls_base64_decode(*out, len / 4 * 3 + 1, outlen,
+	    (const unsigned char *)in, len) != 0) {
 		free(*out);
+		*out = NULL;
 		return -1;
 	}
-	if (in[len - 1] == '=')
-		pad++;
-	if (in[len - 2] == '=')
-		pad++;
-	*outlen = (size_t)n - pad;
 	return 0;
 }
 
@@ -632,9 +650,9 @@ host_matches(const char *pat, const char *target)
 {
 	if (!strncmp(pat, "|1|", 3)) {
 		char salt64[128], *bar;
-		unsigned char *salt = NULL, *hash = NULL, md[EVP_MAX_MD_SIZE];
+		const mbedtls_md_info_t *sha1 = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+		unsigned char *salt = NULL, *hash = NULL, md[20];
 		size_t saltlen, hashlen;
-		unsigned int mdlen = 0;
 		int ok = 0;
 
 		snprintf(salt64, sizeof salt64, "%s", pat + 3);
@@ -643,9 +661,9 @@ host_matches(const char *pat, const char *target)
 		*bar = '\0';
 		if (b64_decode(salt64, &salt, &saltlen) == 0 &&
 		    b64_decode(pat + 3 + strlen(salt64) + 1, &hash, &hashlen) == 0 &&
-		    HMAC(EVP_sha1(), salt, (int)saltlen, (const unsigned char *)target,
-			strlen(target), md, &mdlen) && mdlen == hashlen &&
-		    !memcmp(md, hash, hashlen))
+		    sha1 && mbedtls_md_get_size(sha1) == sizeof md && hashlen == sizeof md &&
+		    mbedtls_md_hmac(sha1, salt, saltlen, (const unsigned char *)target,
+			strlen(target), md) == 0 && !memcmp(md, hash, hashlen))
 			ok = 1;
 		free(salt);
 		free(hash);
@@ -828,7 +846,7 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 	n.g = g;
 	n.last_pct = -1;
 	ssh_target(&n, g->url);
-	if (kwh_git_load_cas(n.msg, sizeof n.msg) < 0)
+	if (kwh_git_load_cas(g->o->ca_file, is_ssh(g->url), n.msg, sizeof n.msg) < 0)
 		goto fail;
 	cb.certificate_check = cert_cb;
 	cb.credentials = cred_cb;

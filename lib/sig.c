@@ -15,16 +15,6 @@
 #include <openssl/sha.h>
 #include <openssl/rand.h>
 
-void
-kwh_sha256(const void *data, size_t n, unsigned char md[32])
-{
-	SHA256_CTX c;
-
-	SHA256_Init(&c);
-	SHA256_Update(&c, data, n);
-	SHA256_Final(md, &c);
-}
-
 int
 kwh_secrets_add(struct kwh_secrets *s, const char *secret, size_t n)
 {
