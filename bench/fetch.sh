@@ -25,7 +25,7 @@ FETCH_RUNS=${FETCH_RUNS:-5}
 fetch=$KWH_BIN/kwh-fetch
 T=60
 
-for t in git jq python3 timeout "$fetch"; do
+for t in cc git jq python3 timeout "$fetch"; do
 	command -v "$t" >/dev/null || { echo "bench: '$t' is missing" >&2; exit 111; }
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kwh-bench.XXXXXX")
@@ -103,24 +103,24 @@ done
 [ "$(jq -r .source.revision "$tmp/out")" = "$rev" ] || { echo "bench: kwh-fetch failed" >&2; exit 1; }
 
 # read: a cached revision, whole process each time.  kwh-fetch and git
-# alternate, so that a change in the machine's load hits both alike, and
-# each run is timed on its own with $EPOCHREALTIME (no process to read the
-# clock); the medians are compared.  No timeout(1) here: a cached read
-# touches no network, and kwh-fetch has its own deadline.
+# alternate, so that a change in the machine's load hits both alike; each
+# run is one posix_spawn timed on its own by bench/timeit.c (no shell in
+# between, as hyperfine -N measures), and the medians are compared.  No
+# timeout(1) here: a cached read touches no network, and kwh-fetch has its
+# own deadline.
 dir=$(ls -d "$tmp"/kc/*.git)
-: > "$tmp/kr"; : > "$tmp/gr"
-for i in $(seq "$RUNS"); do
-	t0=${EPOCHREALTIME/./}
-	"$fetch" --log none --timeout 60 --cache "$tmp/kc" < "$tmp/env" > "$tmp/out"
-	t1=${EPOCHREALTIME/./}
-	git --git-dir="$dir" show "$rev:.ci/workflow.yaml" > /dev/null
-	t2=${EPOCHREALTIME/./}
-	echo $((t1 - t0)) >> "$tmp/kr"
-	echo $((t2 - t1)) >> "$tmp/gr"
-done
-median_us() { sort -n "$1" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-kr=$(median_us "$tmp/kr")
-gr=$(median_us "$tmp/gr")
+# The third command, a C program that only returns, is the floor of any
+# process on this machine (fork, exec, the dynamic loader, exit).
+cc -O2 -o "$tmp/timeit" "$top/bench/timeit.c"
+echo 'int main(void) { return 0; }' > "$tmp/empty.c"
+cc -O2 -o "$tmp/empty" "$tmp/empty.c"
+"$tmp/timeit" "$RUNS" "$tmp/env" \
+    -- "$fetch" --log none --timeout 60 --cache "$tmp/kc" \
+    -- git --git-dir="$dir" show "$rev:.ci/workflow.yaml" \
+    -- "$tmp/empty" > "$tmp/times"
+kr=$(sed -n 1p "$tmp/times" | cut -d' ' -f1)
+gr=$(sed -n 2p "$tmp/times" | cut -d' ' -f1)
+er=$(sed -n 3p "$tmp/times" | cut -d' ' -f1)
 
 # fetch: one new commit, into kwh's cache and into a bare copy of it
 cp -a "$dir" "$tmp/gitcache.git"
@@ -141,6 +141,10 @@ echo "repository: $COMMITS commits, served by git daemon on 127.0.0.1"
 printf '%-34s %10s %10s %7s\n' "" "kwh-fetch" "git" "ratio"
 printf '%-34s %8s ms %8s ms %7s\n' "read cached revision (median of $RUNS)" \
     "$(per "$kr" 1000)" "$(per "$gr" 1000)" "$(ratio "$kr" "$gr")"
+printf '%-34s %8s ms %8s ms %7s\n' "  an empty C program, same loop" \
+    "$(per "$er" 1000)" "$(per "$er" 1000)" ""
+printf '%-34s %8s ms %8s ms %7s\n' "  read less the empty program" \
+    "$(per "$((kr - er))" 1000)" "$(per "$((gr - er))" 1000)" "$(ratio "$((kr - er))" "$((gr - er))")"
 printf '%-34s %8s ms %8s ms %7s\n' "fetch one new commit (x$FETCH_RUNS)" \
     "$(per "$kf" "$FETCH_RUNS")" "$(per "$gf" "$FETCH_RUNS")" "$(ratio "$kf" "$gf")"
 printf '%-34s %8s ms %8s ms %7s\n' "first fetch vs clone --bare (x$FETCH_RUNS)" \
