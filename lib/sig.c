@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <openssl/rand.h>
 
 int
 kwh_secrets_add(struct kwh_secrets *s, const char *secret, size_t n)
@@ -220,7 +220,9 @@ kwh_uuid4(char out[37])
 {
 	unsigned char r[16];
 
-	if (RAND_bytes(r, sizeof r) != 1)
+	/* getrandom, not RAND_bytes: that one call linked OpenSSL's whole
+	 * provider and DRBG framework into every tool that uses this file */
+	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
 		return -1;
 	r[6] = (r[6] & 0x0f) | 0x40;
 	r[8] = (r[8] & 0x3f) | 0x80;
