@@ -555,21 +555,20 @@ struct net {
 	int last_pct;
 };
 
-/* Sets the host and port known_hosts lines name for an SSH URL. */
-/* Might libgit2 take url to SSH?  (ssh://, its aliases and scp-like
- * user@host:path; loading libssh2 for nothing costs only time) */
+/* Does libgit2 take url to SSH?  ssh://, its two aliases, and scp-like
+ * user@host:path (a colon before any slash), as libgit2 decides. */
 static int
 is_ssh(const char *url)
 {
-	static const char *const other[] = { "https://", "http://", "git://", "file://" };
-	size_t i;
+	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
 
-	for (i = 0; i < sizeof other / sizeof *other; i++)
-		if (!strncmp(url, other[i], strlen(other[i])))
-			return 0;
-	return url[0] != '/';
+	if (strstr(url, "://"))
+		return !strncmp(url, "ssh://", 6) || !strncmp(url, "ssh+git://", 10) ||
+		    !strncmp(url, "git+ssh://", 10);
+	return colon && (!slash || colon < slash);
 }
 
+/* Sets the host and port known_hosts lines name for an SSH URL. */
 static void
 ssh_target(struct net *n, const char *url)
 {
