@@ -453,6 +453,8 @@ struct kwh_kube {
 	jv fresh;		/* groupVersions fetched by this process */
 	int creds;		/* credentials read */
 	struct kwh_buf token, cert, key; /* from the token file or the exec plugin */
+	int exec_creds;		/* those came from the exec plugin */
+	long long exec_expiry;	/* its status.expirationTimestamp (ms), 0: none */
 	struct kwh_buf resp;
 	long retry_after;	/* seconds, from the last response, or -1 */
 	const char *delivery;	/* for log lines, borrowed */
@@ -546,15 +548,27 @@ kwh_kube_set_delivery(struct kwh_kube *k, const char *delivery)
 	k->delivery = delivery;
 }
 
+static void
+forget_credentials(struct kwh_kube *k)
+{
+	k->creds = 0;
+	k->exec_creds = 0;
+	k->exec_expiry = 0;
+	kwh_buf_wipe(&k->token);
+	kwh_buf_release(&k->cert);
+	kwh_buf_wipe(&k->key);
+}
+
 void
 kwh_kube_reset(struct kwh_kube *k)
 {
 	if (!k)
 		return;
-	k->creds = 0;
-	kwh_buf_wipe(&k->token);
-	kwh_buf_release(&k->cert);
-	kwh_buf_wipe(&k->key);
+	/* an exec plugin's credentials are kept until they expire, as
+	 * client-go keeps them (a plugin such as aws eks get-token can take
+	 * a second); a token file is read again, since it may have rotated */
+	if (!k->exec_creds || (k->exec_expiry && kwh_now_ms() >= k->exec_expiry))
+		forget_credentials(k);
 	jv_free(k->fresh);
 	k->fresh = jv_object();
 	kwh_buf_release(&k->resp);	/* the memory of a large answer; keeps the limit */
@@ -569,6 +583,45 @@ kwh_kube_result_release(struct kwh_kube_result *r)
 }
 
 /* ---- exec credential plugins ----------------------------------------- */
+
+/* "2026-11-26T15:04:05Z", "...05.123Z" or "...05+01:00" -> ms since the
+ * epoch; 0 or -1 when it is not an RFC 3339 date-time. */
+static int
+rfc3339_ms(const char *s, long long *out)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, n = 0, oh, om;
+	long long off = 0;
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+	    n != 19)
+		return -1;
+	s += n;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			;
+	if (*s == 'Z' || *s == 'z')
+		s++;
+	else if ((*s == '+' || *s == '-') && sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) == 2 && n == 5) {
+		off = (oh * 60LL + om) * 60 * (*s == '+' ? 1 : -1);
+		s += 6;
+	} else
+		return -1;
+	if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return -1;
+	*out = ((long long)t - off) * 1000;
+	return 0;
+}
 
 static int
 run_plugin(struct kwh_kube *k, long long deadline, char *err, size_t errlen)
@@ -705,9 +758,15 @@ run_plugin(struct kwh_kube *k, long long deadline, char *err, size_t errlen)
 			kwh_buf_adds(&k->cert, c);
 			kwh_buf_adds(&k->key, kd);
 		}
-		if (t || (c && kd))
+		if (t || (c && kd)) {
+			const char *exp = jstr(st, "expirationTimestamp");
+
 			rc = 0;
-		else
+			k->exec_creds = 1;
+			/* unreadable: treated as already expired, so not kept */
+			if (exp && rfc3339_ms(exp, &k->exec_expiry) < 0)
+				k->exec_expiry = 1;
+		} else
 			seterr(err, errlen, "exec plugin '%s' gave neither status.token nor "
 			    "clientCertificateData and clientKeyData", cmd);
 	}
@@ -734,8 +793,9 @@ out:
 	return rc;
 }
 
-/* Reads the token file or runs the exec plugin, once per process (once per
- * delivery in a client that kwh_kube_reset() resets between deliveries). */
+/* Reads the token file or runs the exec plugin, once per process (in a
+ * client that kwh_kube_reset() resets between deliveries: a token file once
+ * per delivery, the plugin when its credentials expire). */
 static int
 credentials(struct kwh_kube *k, long long deadline, char *err, size_t errlen)
 {
@@ -936,7 +996,7 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 {
 	char errbuf[CURL_ERROR_SIZE], url[4096], what[512], last[700] = "";
 	long long start = kwh_now_ms();
-	int attempt = 0, is_post = !strcmp(method, "POST");
+	int attempt = 0, is_post = !strcmp(method, "POST"), refreshed = 0;
 
 	r->http = 0;
 	r->status = 0;
@@ -995,6 +1055,21 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 			}
 			if (code >= 200 && code < 300)
 				return 0;
+			if (code == 401 && k->exec_creds && !refreshed) {
+				/* kept credentials the server no longer takes: ask the
+				 * plugin again, once, as client-go does; a 401 means the
+				 * request was not carried out, so it is sent again */
+				refreshed = 1;
+				forget_credentials(k);
+				if (credentials(k, deadline_ms, r->msg, sizeof r->msg) < 0) {
+					r->status = 502;
+					return r->status;
+				}
+				kwh_log(KWH_LOG_INFO, k->delivery, 0, "%s: 401 Unauthorized with "
+				    "the exec plugin's credentials; ran it again", what);
+				attempt--;
+				continue;
+			}
 			if (code == 429 || code == 503)
 				retry = 1;
 			else if (code == 500 || code == 502 || code == 504)

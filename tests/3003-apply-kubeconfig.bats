@@ -89,6 +89,21 @@ created_with() {
 	apiserver_requests | jq -e 'map(select(.method == "POST"))[0].user == "kwh-client"'
 }
 
+@test "exec plugin whose token gets 401: run again once, then 502" {
+	printf 'not-a-known-token\n' >"$TMP/tok"
+	write_kubeconfig "$TMP/kc" "    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: $A/exec-plugin.sh
+      args: [token, $TMP/tok]
+      env: [{name: PLUGIN_RUNS, value: $TMP/runs}]"
+	run --separate-stderr kwh-apply --kubeconfig "$TMP/kc" --cache "$TMP/cache" --log none <"$TMP/in"
+	assert_failure 1
+	echo "$output" | jq -e '.response.status == 502' || { echo "$output"; return 1; }
+	echo "$output" | jq -r .response.message | grep -F 'refused our credentials'
+	[ "$(wc -l <"$TMP/runs")" = 2 ]
+	apiserver_requests | jq -e '[.[] | .status] | length >= 2 and all(. == 401)'
+}
+
 @test "exec plugin failing: 502 with its message" {
 	write_kubeconfig "$TMP/kc" "    exec:
       apiVersion: client.authentication.k8s.io/v1

@@ -526,3 +526,65 @@ same() {
 	[ "$(grep -c 'msg="worker [0-9]* started"' "$TMP/listen.log")" = 1 ]
 	apiserver_requests | jq -e '.[0].status == 401 and ([.[] | select(.method == "POST") | .status] == [201, 201])'
 }
+
+# exec_kubeconfig EXPIRES: a kubeconfig whose user is the test exec plugin,
+# giving the token in $TMP/exec-token with that expirationTimestamp and
+# counting its runs in $TMP/runs; POPTS use it.
+exec_kubeconfig() {
+	write_kubeconfig "$TMP/kc" "    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: $BATS_TEST_DIRNAME/fixtures/apply/exec-plugin.sh
+      args: [token, $TMP/exec-token]
+      env:
+      - name: PLUGIN_RUNS
+        value: $TMP/runs
+      - name: PLUGIN_EXPIRES
+        value: \"$1\""
+	POPTS=(--kubeconfig "$TMP/kc" --cache "$TMP/cache")
+	: >"$TMP/runs"
+}
+
+runs() { wc -l <"$TMP/runs"; }
+
+@test "listen: an exec plugin's credentials are kept until they expire, and asked for again after a 401" {
+	apiserver_control POST /_test/tokens '{"token":"exec-token-1","user":"system:serviceaccount:ci:kwh"}' >/dev/null
+	printf 'exec-token-1\n' >"$TMP/exec-token"
+	exec_kubeconfig "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%S.123456+00:00)"
+	start_listen --workers 1
+	run post "$TMP/push.json" push d-exec-1
+	assert_output 201
+	first=$(runs)
+	[ "$first" -ge 1 ]
+	run post "$TMP/push.json" push d-exec-2
+	assert_output 201
+	[ "$(runs)" = "$first" ]
+	# the kept token is revoked: 401, the plugin runs again, the POST is sent again
+	apiserver_control POST /_test/tokens '{"token":"exec-token-2","user":"system:serviceaccount:ci:kwh"}' >/dev/null
+	printf 'exec-token-2\n' >"$TMP/exec-token"
+	apiserver_control DELETE /_test/tokens '{"token":"exec-token-1"}' >/dev/null
+	run post "$TMP/push.json" push d-exec-3
+	assert_output 201
+	[ "$(runs)" = "$((first + 1))" ]
+	apiserver_requests | jq -e '[.[] | select(.method == "POST") | .status] == [201, 201, 401, 201]'
+	grep -q 'msg="POST [^"]*: 401 Unauthorized with the exec plugin.s credentials; ran it again"' "$TMP/listen.log"
+	! grep -q exec-token "$TMP/listen.log"
+}
+
+@test "listen: an exec plugin's expired (or unreadable) credentials are asked for at every request" {
+	cp "$APISERVER_DIR/token" "$TMP/exec-token"
+	n=0
+	for expires in 2020-01-01T00:00:00Z 'next tuesday'; do
+		n=$((n + 1))
+		exec_kubeconfig "$expires"
+		start_listen --workers 1
+		run post "$TMP/push.json" push "d-exp-$n-1"
+		assert_output 201
+		first=$(runs)
+		run post "$TMP/push.json" push "d-exp-$n-2"
+		assert_output 201
+		run post "$TMP/push.json" push "d-exp-$n-3"
+		assert_output 201
+		[ "$(runs)" = "$((first + 2))" ]
+		stop_listen
+	done
+}
