@@ -3,7 +3,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -101,7 +103,9 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	kwh_buf_init(&h->known_hosts, 0);
 	h->filters = calloc((size_t)argc + 1, sizeof *h->filters);
 	h->sets = calloc((size_t)argc + 1, sizeof *h->sets);
-	if (!h->filters || !h->sets)
+	h->secret_files = calloc((size_t)argc + 1, sizeof *h->secret_files);
+	h->secret_stat = calloc((size_t)argc + 1, sizeof *h->secret_stat);
+	if (!h->filters || !h->sets || !h->secret_files || !h->secret_stat)
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -143,7 +147,13 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_PATH: h->fetch.path = optarg; break;
 		case O_REMOTE: h->fetch.remote = optarg; break;
-		case O_SECRET_FILE: kwh_cli_secret_file(&h->verify.secrets, optarg); break;
+		case O_SECRET_FILE:
+			/* noted before it is read: a change while it is read is
+			 * seen at the next request (reload_files) */
+			stat(optarg, &h->secret_stat[h->n_secret_files]);
+			h->secret_files[h->n_secret_files++] = optarg;
+			kwh_cli_secret_file(&h->verify.secrets, optarg);
+			break;
 		case O_SA_DIR: h->apply.src.sa_dir = optarg; break;
 		case O_SET: h->sets[h->annotate.nsets++] = optarg; break;
 		case O_SPOOL: h->spool = optarg; break;
@@ -177,10 +187,31 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	if (h->fetch.remote && !strstr(h->fetch.remote, "{full_name}") &&
 	    !strstr(h->fetch.remote, "{owner}") && !strstr(h->fetch.remote, "{name}"))
 		kwh_usage_error("--remote: '%s' has no {full_name}, {owner} or {name}", h->fetch.remote);
-	kwh_cli_secret_env(&h->verify.secrets, "WEBHOOK_SECRET");
+	h->env_secret = kwh_cli_secret_env(&h->verify.secrets, "WEBHOOK_SECRET") == 0;
 	if (h->verify.secrets.n == 0 && !h->verify.insecure)
 		kwh_die(KWH_EXIT_USAGE, "no secret: give --secret-file FILE or WEBHOOK_SECRET "
 		    "(or --insecure to accept unsigned deliveries)");
+}
+
+/* Reads --token-file into t (less one trailing LF or CRLF): 0, or -1 with
+ * why in err (naming the file, never the token). */
+static int
+read_token(const char *path, struct kwh_buf *t, char *err, size_t errlen)
+{
+	kwh_buf_reset(t);
+	if (kwh_buf_read_file(t, path) < 0) {
+		snprintf(err, errlen, "cannot read token file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (t->len && t->data[t->len - 1] == '\n')
+		t->data[--t->len] = '\0';
+	if (t->len && t->data[t->len - 1] == '\r')
+		t->data[--t->len] = '\0';
+	if (!t->len) {
+		snprintf(err, errlen, "token file '%s' is empty", path);
+		return -1;
+	}
+	return 0;
 }
 
 /* kwh-fetch's checks and set-up of the git options. */
@@ -194,17 +225,12 @@ init_fetch(struct kwh_handle *h)
 		g->cache_dir = h->apply.cache_dir = h->cache.data;
 	}
 	if (h->token_file) {
-		struct kwh_buf *t = &h->token;
+		char err[512];
 
-		if (kwh_buf_read_file(t, h->token_file) < 0)
-			kwh_die(KWH_EXIT_SYSTEM, "cannot read token file '%s': %s", h->token_file, strerror(errno));
-		if (t->len && t->data[t->len - 1] == '\n')
-			t->data[--t->len] = '\0';
-		if (t->len && t->data[t->len - 1] == '\r')
-			t->data[--t->len] = '\0';
-		if (!t->len)
-			kwh_die(KWH_EXIT_SYSTEM, "token file '%s' is empty", h->token_file);
-		g->token = t->data;
+		stat(h->token_file, &h->token_stat);
+		if (read_token(h->token_file, &h->token, err, sizeof err) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+		g->token = h->token.data;
 	}
 	if (g->ssh_key) {
 		kwh_cli_readable("SSH key", g->ssh_key);
@@ -329,6 +355,76 @@ unconfigured(void *ctx, jv env)
 	return kwh_env_respond(env, 500, "kwh-apply cannot run: %s", (const char *)ctx);
 }
 
+/* Has the file at path changed since *was (which it updates)?  A file that
+ * cannot be stat'ed counts as changed once. */
+static int
+changed(const char *path, struct stat *was)
+{
+	struct stat now;
+
+	memset(&now, 0, sizeof now);
+	if (stat(path, &now) == 0 && now.st_dev == was->st_dev && now.st_ino == was->st_ino &&
+	    now.st_size == was->st_size && now.st_mtim.tv_sec == was->st_mtim.tv_sec &&
+	    now.st_mtim.tv_nsec == was->st_mtim.tv_nsec)
+		return 0;
+	if (!memcmp(&now, was, sizeof now))
+		return 0;	/* still missing */
+	*was = now;
+	return 1;
+}
+
+/*
+ * A resident worker reads the secret files and --token-file again when one
+ * has changed since it was read (a rotation: a Kubernetes Secret volume
+ * swaps a symlink, an editor or mv replaces the file), so that no restart
+ * is needed; a stat(2) per file per request.  A file that cannot be read
+ * then keeps what is in use, with a warning.  WEBHOOK_SECRET, read once
+ * and removed from the environment, stays among the secrets.
+ */
+static void
+reload_files(struct kwh_handle *h)
+{
+	struct kwh_secrets s = KWH_SECRETS_INIT;
+	struct kwh_buf tok = KWH_BUF_INIT;
+	char err[512];
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < h->n_secret_files; i++)
+		any |= changed(h->secret_files[i], &h->secret_stat[i]);
+	if (any) {
+		for (i = 0; i < h->n_secret_files; i++)
+			if (kwh_secrets_add_file(&s, h->secret_files[i], err, sizeof err) < 0)
+				break;
+		if (i < h->n_secret_files) {
+			kwh_log(KWH_LOG_WARN, NULL, 0, "%s; the secrets in use are kept", err);
+			kwh_secrets_wipe(&s);
+		} else {
+			const struct kwh_buf *e = &h->verify.secrets.v[h->verify.secrets.n - 1];
+
+			if (h->env_secret && kwh_secrets_add(&s, e->data, e->len) < 0) {
+				kwh_log(KWH_LOG_WARN, NULL, 0, "out of memory; the secrets in use are kept");
+				kwh_secrets_wipe(&s);
+			} else {
+				kwh_secrets_wipe(&h->verify.secrets);
+				h->verify.secrets = s;
+				kwh_log(KWH_LOG_INFO, NULL, 0, "a secret file changed: the secrets were read again");
+			}
+		}
+	}
+	if (h->token_file && changed(h->token_file, &h->token_stat)) {
+		if (read_token(h->token_file, &tok, err, sizeof err) < 0) {
+			kwh_log(KWH_LOG_WARN, NULL, 0, "%s; the token in use is kept", err);
+			kwh_buf_wipe(&tok);
+		} else {
+			kwh_buf_wipe(&h->token);
+			h->token = tok;
+			h->fetch.git.token = h->token.data;
+			kwh_log(KWH_LOG_INFO, NULL, 0, "the token file changed: it was read again");
+		}
+	}
+}
+
 int
 kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 {
@@ -338,6 +434,8 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	const char *self;
 	jv env;
 
+	if (h->resident)
+		reload_files(h);
 	self = kwh_progname;
 	kwh_progname = "kwh-verify";
 	kwh_verify(&h->verify, in, &v);
@@ -391,6 +489,10 @@ kwh_handle_release(struct kwh_handle *h)
 	kwh_buf_release(&h->known_hosts);
 	free(h->filters);
 	free(h->sets);
+	free(h->secret_files);
+	free(h->secret_stat);
 	h->filters = h->sets = NULL;
+	h->secret_files = NULL;
+	h->secret_stat = NULL;
 	h->annotate_ready = h->apply_ready = 0;
 }

@@ -2,6 +2,7 @@
 #ifndef KWH_HANDLE_H
 #define KWH_HANDLE_H
 #include <jv.h>
+#include <sys/stat.h>
 
 #include "annotate.h"
 #include "apply.h"
@@ -36,6 +37,11 @@ struct kwh_handle {
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */
+	const char **secret_files;	/* the --secret-file paths (argc of them) */
+	struct stat *secret_stat;	/* each one when last read */
+	size_t n_secret_files;
+	int env_secret;			/* the last secret is WEBHOOK_SECRET's */
+	struct stat token_stat;		/* --token-file when last read */
 	struct kwh_buf cache, token, known_hosts;
 	int annotate_ready, apply_ready;
 	int resident;			/* serves many requests (kwh_handle_serve) */

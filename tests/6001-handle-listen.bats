@@ -588,3 +588,49 @@ runs() { wc -l <"$TMP/runs"; }
 		stop_listen
 	done
 }
+
+@test "listen: a secret file that changes is read again, without a restart" {
+	cp "$TMP/secret" "$TMP/old-secret"
+	start_listen --workers 1
+	run post "$TMP/push.json" push d-rot-1
+	assert_output 201
+	# replaced as a Kubernetes Secret volume or mv replaces it
+	printf 'the-new-secret\n' >"$TMP/secret.new"
+	mv "$TMP/secret.new" "$TMP/secret"
+	cp "$TMP/secret" "$TMP/new-secret"
+	run post "$TMP/push.json" push d-rot-2 old-secret
+	assert_output 401
+	run post "$TMP/push.json" push d-rot-3 new-secret
+	assert_output 201
+	grep -q 'msg="a secret file changed: the secrets were read again"' "$TMP/listen.log"
+	# a file that cannot be read keeps the secrets in use, with a warning
+	rm "$TMP/secret"
+	run post "$TMP/push.json" push d-rot-4 new-secret
+	assert_output 201
+	grep -q "level=warn .*the secrets in use are kept" "$TMP/listen.log"
+	[ "$(grep -c 'the secrets in use are kept' "$TMP/listen.log")" = 1 ]
+	run post "$TMP/push.json" push d-rot-5 new-secret
+	assert_output 201
+	[ "$(grep -c 'the secrets in use are kept' "$TMP/listen.log")" = 1 ]
+	[ "$(grep -c 'msg="worker [0-9]* started"' "$TMP/listen.log")" = 1 ]
+	! grep -q -e the-new-secret -e listen-secret "$TMP/listen.log" "$TMP/listen.err"
+}
+
+@test "listen: a --token-file that changes is read again, without a restart" {
+	SRV=$TMP/srv
+	mkdir -p "$SRV/octo"
+	git clone -q --bare "$TMP/repo" "$SRV/octo/repo.git"
+	start_http_git git-token-2
+	printf 'git-token-1\n' >"$TMP/gtoken"
+	FOPTS+=(--token-file "$TMP/gtoken" --remote "http://127.0.0.1:$HTTP_GIT_PORT/{full_name}.git")
+	start_listen --workers 1
+	run post "$TMP/push.json" push d-gtok-1
+	assert_output 502
+	jq -e '.message | test("refused our credentials")' "$TMP/listen.body"
+	printf 'git-token-2\n' >"$TMP/gtoken.new"
+	mv "$TMP/gtoken.new" "$TMP/gtoken"
+	run post "$TMP/push.json" push d-gtok-2
+	assert_output 201
+	grep -q 'msg="the token file changed: it was read again"' "$TMP/listen.log"
+	! grep -q git-token "$TMP/listen.log" "$TMP/listen.err"
+}
