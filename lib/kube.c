@@ -584,8 +584,8 @@ kwh_kube_result_release(struct kwh_kube_result *r)
 
 /* ---- exec credential plugins ----------------------------------------- */
 
-/* "2026-11-26T15:04:05Z", "...05.123Z" or "...05+01:00" -> ms since the
- * epoch; 0 or -1 when it is not an RFC 3339 date-time. */
+/* "2026-11-26T15:04:05Z", "...05.123Z" or "...05+01:00" into *out, in ms
+ * since the epoch.  Returns 0, or -1 when s is not an RFC 3339 date-time. */
 static int
 rfc3339_ms(const char *s, long long *out)
 {
@@ -598,9 +598,12 @@ rfc3339_ms(const char *s, long long *out)
 	    n != 19)
 		return -1;
 	s += n;
-	if (*s == '.')
+	if (*s == '.') {
+		if (!(s[1] >= '0' && s[1] <= '9'))
+			return -1;
 		for (s++; *s >= '0' && *s <= '9'; s++)
 			;
+	}
 	if (*s == 'Z' || *s == 'z')
 		s++;
 	else if ((*s == '+' || *s == '-') && sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) == 2 && n == 5) {
