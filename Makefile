@@ -22,17 +22,21 @@ JQ_LIBS   ?= -ljq
 # libgit2's TLS set-up and its parse of the system CA bundle until a fetch
 # needs them.
 STATIC_LIBS ?= $(addprefix $(LIBDIR)/,libgit2.a libmbedtls.a libmbedx509.a \
-	libmbedcrypto.a libssh2.a libpcre2-8.a libz.a libhttp_parser.a libyaml.a)
+	libmbedcrypto.a libpcre2-8.a libz.a libhttp_parser.a libyaml.a)
 GIT_WRAP  ?= -Wl,--wrap=git_mbedtls_stream_global_init,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
-# OpenSSL: shared where libcurl (which loads libssl.so) is linked too, so
-# that one process never holds two copies; static in the tools without it.
-CRYPTO_LIBS = -lssl -lcrypto
-STATIC_CRYPTO_BINS = kwh-verify kwh-sign
+# libcurl and libssh2 (with the OpenSSL they bring) are opened with
+# dlopen when a request or an SSH fetch needs them: lib/curl-dl.c (part of
+# libkwh.a) and lib/ssh2-dl.c (linked into every program, since libgit2's
+# archive comes after libkwh.a) define the functions kwh and libgit2 call.
+# What kwh itself takes from OpenSSL (SHA-1/SHA-256 blocks, CRYPTO_memcmp)
+# comes from its archive; no program needs libssl.
+LAZY_OBJ   = $(O)/lib/ssh2-dl.o
+CRYPTO_LIBS = $(LIBDIR)/libcrypto.a
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
-ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) -Wl,--as-needed -lcurl $(CRYPTO_LIBS) \
-	$(JQ_LIBS) -lm -pthread $(LDLIBS)
+ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
+	$(JQ_LIBS) -lm -ldl -pthread $(LDLIBS)
 
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
@@ -47,14 +51,6 @@ TOOLS    = $(TOOL_SRC:%.c=$(O)/%)
 
 all: $(BINS) $(TOOLS)
 
-$(STATIC_CRYPTO_BINS:%=$(O)/bin/%): CRYPTO_LIBS = $(LIBDIR)/libcrypto.a -ldl
-# kwh-fetch, which does not load libcurl, loads neither OpenSSL nor libssh2
-# to read a cached revision: it opens libssh2 when an SSH fetch needs it
-# (lib/ssh2-dl.c, not part of libkwh.a).
-$(O)/bin/kwh-fetch: $(O)/lib/ssh2-dl.o
-$(O)/bin/kwh-fetch: STATIC_LIBS := $(filter-out %/libssh2.a,$(STATIC_LIBS)) $(O)/lib/ssh2-dl.o
-$(O)/bin/kwh-fetch: CRYPTO_LIBS = -ldl
-
 $(O)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -63,11 +59,11 @@ $(O)/lib/libkwh.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-$(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LIB_HDR)
+$(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
 
-$(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LIB_HDR)
+$(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
 

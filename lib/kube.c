@@ -501,6 +501,31 @@ load_cache(const char *file)
 	return v;
 }
 
+/* lib/curl-dl.c loads libcurl at its first use; weak, so that a build
+ * linked with libcurl itself needs no such step */
+int kwh_curl_load(char *msg, size_t msglen) __attribute__((weak));
+
+/* Sets up libcurl and the client's handle before its first request (a
+ * delivery answered earlier, or a client dry run, never loads libcurl).
+ * Returns 0, or -1 with why in err. */
+static int
+ensure_curl(struct kwh_kube *k, char *err, size_t errlen)
+{
+	if (k->curl)
+		return 0;
+	if (kwh_curl_load && kwh_curl_load(err, errlen) < 0)
+		return -1;
+	if (!curl_ready) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl_ready = 1;
+	}
+	if (!(k->curl = curl_easy_init())) {
+		seterr(err, errlen, "cannot set up libcurl");
+		return -1;
+	}
+	return 0;
+}
+
 struct kwh_kube *
 kwh_kube_new(const struct kwh_kube_config *cfg, const char *cache_dir)
 {
@@ -508,15 +533,7 @@ kwh_kube_new(const struct kwh_kube_config *cfg, const char *cache_dir)
 
 	if (!k)
 		return NULL;
-	if (!curl_ready) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		curl_ready = 1;
-	}
-	k->cfg = cfg;
-	if (!(k->curl = curl_easy_init())) {
-		free(k);
-		return NULL;
-	}
+	k->cfg = cfg;	/* libcurl: at the first request (ensure_curl) */
 	if (cache_dir && *cache_dir)
 		k->cache_file = cache_path(cache_dir, cfg->server);
 	k->disc = load_cache(k->cache_file);
@@ -531,7 +548,8 @@ kwh_kube_free(struct kwh_kube *k)
 {
 	if (!k)
 		return;
-	curl_easy_cleanup(k->curl);
+	if (k->curl)
+		curl_easy_cleanup(k->curl);
 	free(k->cache_file);
 	jv_free(k->disc);
 	jv_free(k->fresh);
@@ -1006,6 +1024,10 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 	r->body = jv_null();
 	r->msg[0] = '\0';
 	snprintf(what, sizeof what, "%s %s", method, path);
+	if (ensure_curl(k, r->msg, sizeof r->msg) < 0) {
+		r->status = 500;
+		return r->status;
+	}
 	if (credentials(k, deadline_ms, r->msg, sizeof r->msg) < 0) {
 		r->status = 502;
 		return r->status;
