@@ -35,6 +35,19 @@ runtime_packages() {
 			grep -qx "$pkg" "$TMP/pkgs" || { echo "$pkg (for $so) is not installed by the Dockerfile" >&2; return 1; }
 		done
 	done
+	# and the libraries the tools open with dlopen when they need them
+	sed -n 's/^#define [A-Z0-9_]*_SONAME "\(.*\)"$/\1/p' "$TOP_DIR"/lib/*-dl.c >"$TMP/dl"
+	grep -qx libcurl.so.4 "$TMP/dl"
+	grep -qx libssh2.so.1 "$TMP/dl"
+	while read -r so; do
+		path=$(ldconfig -p | awk -v so="$so" '$1 == so && /x86-64|x86_64/ { print $NF; exit }')
+		[ -n "$path" ] || path=$(ldconfig -p | awk -v so="$so" '$1 == so { print $NF; exit }')
+		[ -n "$path" ]
+		pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path")
+		pkg=${pkg%%:*}
+		echo "dlopen $so $pkg"
+		grep -qx "$pkg" "$TMP/pkgs" || { echo "$pkg (for $so, opened with dlopen) is not installed by the Dockerfile" >&2; return 1; }
+	done <"$TMP/dl"
 }
 
 @test "Dockerfile: non-root, port 8080, its command is the Deployment's, the handler installed where it runs" {
