@@ -73,14 +73,10 @@ main(int argc, char **argv)
 		o.git.cache_dir = cache.data;
 	}
 	if (token_file) {
-		if (kwh_buf_read_file(&token, token_file) < 0)
-			kwh_die(KWH_EXIT_SYSTEM, "cannot read token file '%s': %s", token_file, strerror(errno));
-		if (token.len && token.data[token.len - 1] == '\n')
-			token.data[--token.len] = '\0';
-		if (token.len && token.data[token.len - 1] == '\r')
-			token.data[--token.len] = '\0';
-		if (!token.len)
-			kwh_die(KWH_EXIT_SYSTEM, "token file '%s' is empty", token_file);
+		char err[512];
+
+		if (kwh_cli_token_read(token_file, &token, err, sizeof err) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "%s", err);
 		o.git.token = token.data;
 	}
 	if (o.git.ssh_key) {

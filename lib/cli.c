@@ -93,3 +93,22 @@ kwh_cli_policy(const char **list, size_t *n, size_t max, const char *opt, const 
 		kwh_usage_error("--allow-kind '%s': want GROUP/KIND (core kinds as /KIND)", arg);
 	list[(*n)++] = arg;
 }
+
+int
+kwh_cli_token_read(const char *path, struct kwh_buf *t, char *err, size_t errlen)
+{
+	kwh_buf_reset(t);
+	if (kwh_buf_read_file(t, path) < 0) {
+		snprintf(err, errlen, "cannot read token file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (t->len && t->data[t->len - 1] == '\n')
+		t->data[--t->len] = '\0';
+	if (t->len && t->data[t->len - 1] == '\r')
+		t->data[--t->len] = '\0';
+	if (!t->len) {
+		snprintf(err, errlen, "token file '%s' is empty", path);
+		return -1;
+	}
+	return 0;
+}

@@ -28,6 +28,9 @@ int kwh_cli_secret_env(struct kwh_secrets *s, const char *var);
 void kwh_cli_default_cache(struct kwh_buf *b);
 /* Dies with 111, naming what and path, unless path is readable. */
 void kwh_cli_readable(const char *what, const char *path);
+/* Reads a --token-file into t (reset first), less one trailing LF or CRLF:
+ * 0, or -1 with why in err (naming the file, never the token). */
+int kwh_cli_token_read(const char *path, struct kwh_buf *t, char *err, size_t errlen);
 /*
  * Appends arg to list[*n] (at most max entries) for --allow-kind or
  * --allow-namespace (opt), checking GROUP/KIND for --allow-kind; dies with

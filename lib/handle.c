@@ -193,27 +193,6 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		    "(or --insecure to accept unsigned deliveries)");
 }
 
-/* Reads --token-file into t (less one trailing LF or CRLF): 0, or -1 with
- * why in err (naming the file, never the token). */
-static int
-read_token(const char *path, struct kwh_buf *t, char *err, size_t errlen)
-{
-	kwh_buf_reset(t);
-	if (kwh_buf_read_file(t, path) < 0) {
-		snprintf(err, errlen, "cannot read token file '%s': %s", path, strerror(errno));
-		return -1;
-	}
-	if (t->len && t->data[t->len - 1] == '\n')
-		t->data[--t->len] = '\0';
-	if (t->len && t->data[t->len - 1] == '\r')
-		t->data[--t->len] = '\0';
-	if (!t->len) {
-		snprintf(err, errlen, "token file '%s' is empty", path);
-		return -1;
-	}
-	return 0;
-}
-
 /* kwh-fetch's checks and set-up of the git options. */
 static void
 init_fetch(struct kwh_handle *h)
@@ -228,7 +207,7 @@ init_fetch(struct kwh_handle *h)
 		char err[512];
 
 		stat(h->token_file, &h->token_stat);
-		if (read_token(h->token_file, &h->token, err, sizeof err) < 0)
+		if (kwh_cli_token_read(h->token_file, &h->token, err, sizeof err) < 0)
 			kwh_die(KWH_EXIT_SYSTEM, "%s", err);
 		g->token = h->token.data;
 	}
@@ -413,7 +392,7 @@ reload_files(struct kwh_handle *h)
 		}
 	}
 	if (h->token_file && changed(h->token_file, &h->token_stat)) {
-		if (read_token(h->token_file, &tok, err, sizeof err) < 0) {
+		if (kwh_cli_token_read(h->token_file, &tok, err, sizeof err) < 0) {
 			kwh_log(KWH_LOG_WARN, NULL, 0, "%s; the token in use is kept", err);
 			kwh_buf_wipe(&tok);
 		} else {
