@@ -14,9 +14,10 @@
  */
 #define CURL_DISABLE_TYPECHECK	/* the real prototypes, not gcc's macros */
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
+
+#include "dl.h"
 
 #define CURL_SONAME "libcurl.so.4"
 
@@ -35,38 +36,26 @@ static struct {
 	void (*slist_free_all)(struct curl_slist *);
 } c;
 
-static int
-resolve(void *lib, const char *name, void **slot)
-{
-	if (!(*slot = dlsym(lib, name))) {
-		snprintf(c.why, sizeof c.why, "cannot load %s: it has no %s", CURL_SONAME, name);
-		return -1;
-	}
-	return 0;
-}
+static const struct kwh_dl_sym syms[] = {
+	{ "curl_global_init", (void **)&c.global_init },
+	{ "curl_easy_init", (void **)&c.easy_init },
+	{ "curl_easy_setopt", (void **)&c.easy_setopt },
+	{ "curl_easy_perform", (void **)&c.easy_perform },
+	{ "curl_easy_getinfo", (void **)&c.easy_getinfo },
+	{ "curl_easy_reset", (void **)&c.easy_reset },
+	{ "curl_easy_cleanup", (void **)&c.easy_cleanup },
+	{ "curl_easy_strerror", (void **)&c.easy_strerror },
+	{ "curl_slist_append", (void **)&c.slist_append },
+	{ "curl_slist_free_all", (void **)&c.slist_free_all },
+};
 
 static int
 load(void)
 {
-	void *lib;
-
 	if (c.state)
 		return c.state > 0 ? 0 : -1;
 	c.state = -1;
-	if (!(lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL))) {
-		snprintf(c.why, sizeof c.why, "cannot load %s: %s", CURL_SONAME, dlerror());
-		return -1;
-	}
-	if (resolve(lib, "curl_global_init", (void **)&c.global_init) < 0 ||
-	    resolve(lib, "curl_easy_init", (void **)&c.easy_init) < 0 ||
-	    resolve(lib, "curl_easy_setopt", (void **)&c.easy_setopt) < 0 ||
-	    resolve(lib, "curl_easy_perform", (void **)&c.easy_perform) < 0 ||
-	    resolve(lib, "curl_easy_getinfo", (void **)&c.easy_getinfo) < 0 ||
-	    resolve(lib, "curl_easy_reset", (void **)&c.easy_reset) < 0 ||
-	    resolve(lib, "curl_easy_cleanup", (void **)&c.easy_cleanup) < 0 ||
-	    resolve(lib, "curl_easy_strerror", (void **)&c.easy_strerror) < 0 ||
-	    resolve(lib, "curl_slist_append", (void **)&c.slist_append) < 0 ||
-	    resolve(lib, "curl_slist_free_all", (void **)&c.slist_free_all) < 0)
+	if (kwh_dl_open(CURL_SONAME, "", syms, sizeof syms / sizeof *syms, c.why, sizeof c.why) < 0)
 		return -1;
 	c.state = 1;
 	return 0;

@@ -17,9 +17,10 @@
  * which loads libssh2 and OpenSSL anyway.  This file is not part of
  * libkwh.a (see the Makefile).
  */
-#include <dlfcn.h>
 #include <stdio.h>
 #include <libssh2.h>
+
+#include "dl.h"
 
 /* An entry per function: return type, name, parameters, arguments, and
  * what to return when libssh2 could not be loaded. */
@@ -106,39 +107,24 @@ static int state;		/* 0 not tried, 1 loaded, -1 failed */
 static int init_flags;
 static char why[256];
 
-/* Resolves name into *slot; 0, or -1 with why set. */
-static int
-resolve(void *lib, const char *name, void **slot)
-{
-	if (!(*slot = dlsym(lib, name))) {
-		snprintf(why, sizeof why, "cannot load %s: it has no %s", SSH2_SONAME, name);
-		return -1;
-	}
-	return 0;
-}
-
-#define RESOLVE(ret, name, params, args, fail) \
-	|| resolve(lib, #name, (void **)&p_##name) < 0
-#define VRESOLVE(name, params, args) \
-	|| resolve(lib, #name, (void **)&p_##name) < 0
+#define SYM(ret, name, params, args, fail) { #name, (void **)&p_##name },
+#define VSYM(name, params, args) { #name, (void **)&p_##name },
+static const struct kwh_dl_sym syms[] = {
+	SSH2_FUNCS(SYM, VSYM)
+	{ "libssh2_init", (void **)&p_libssh2_init },
+	{ "libssh2_exit", (void **)&p_libssh2_exit },
+};
 
 static int
 load(void)
 {
-	void *lib;
 	int r;
 
 	if (state)
 		return state > 0 ? 0 : -1;
 	state = -1;
-	if (!(lib = dlopen(SSH2_SONAME, RTLD_NOW | RTLD_LOCAL))) {
-		snprintf(why, sizeof why, "cannot load %s, which SSH remotes need: %s",
-		    SSH2_SONAME, dlerror());
-		return -1;
-	}
-	if (0 SSH2_FUNCS(RESOLVE, VRESOLVE)
-	    || resolve(lib, "libssh2_init", (void **)&p_libssh2_init) < 0
-	    || resolve(lib, "libssh2_exit", (void **)&p_libssh2_exit) < 0)
+	if (kwh_dl_open(SSH2_SONAME, ", which SSH remotes need", syms,
+	    sizeof syms / sizeof *syms, why, sizeof why) < 0)
 		return -1;
 	if ((r = p_libssh2_init(init_flags)) != 0) {
 		snprintf(why, sizeof why, "cannot initialise libssh2 (error %d)", r);
