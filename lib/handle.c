@@ -341,13 +341,12 @@ changed(const char *path, struct stat *was)
 {
 	struct stat now;
 
-	memset(&now, 0, sizeof now);
-	if (stat(path, &now) == 0 && now.st_dev == was->st_dev && now.st_ino == was->st_ino &&
+	if (stat(path, &now) < 0)
+		memset(&now, 0, sizeof now);	/* missing: all zero, so once */
+	if (now.st_dev == was->st_dev && now.st_ino == was->st_ino &&
 	    now.st_size == was->st_size && now.st_mtim.tv_sec == was->st_mtim.tv_sec &&
 	    now.st_mtim.tv_nsec == was->st_mtim.tv_nsec)
 		return 0;
-	if (!memcmp(&now, was, sizeof now))
-		return 0;	/* still missing */
 	*was = now;
 	return 1;
 }
