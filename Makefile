@@ -37,17 +37,26 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
 ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
 	$(JQ_LIBS) -lm -ldl -pthread $(LDLIBS)
+# The stages that run no jq program take jq's value API from lib/jv.c
+# instead of libjq, which would bring libonig and libm into every start
+# (bench/README.md, "kwh-fetch without libjq").  tests/0500 proves the two
+# print and parse alike.  jv.o stays out of libkwh.a: kwh-annotate and
+# kwh-handle link libjq, whose own calls must not bind to it.
+JV_OBJ     = $(O)/lib/jv.o
+JV_BINS    = $(addprefix $(O)/bin/kwh-,verify fetch apply respond replay)
+NOJQ_LIBS  = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
+	-lm -ldl -pthread $(LDLIBS)
 
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
 O        ?= .
-LIB_SRC  = $(filter-out lib/ssh2-dl.c,$(wildcard lib/*.c))
+LIB_SRC  = $(filter-out lib/ssh2-dl.c lib/jv.c,$(wildcard lib/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o)
 LIB_HDR  = $(wildcard lib/*.h)
 BIN_SRC  = $(wildcard bin/kwh-*.c)
 BINS     = $(BIN_SRC:%.c=$(O)/%)
 TOOL_SRC = $(wildcard tests/tools/*.c)
-TOOLS    = $(TOOL_SRC:%.c=$(O)/%)
+TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own
 
 all: $(BINS) $(TOOLS)
 
@@ -62,6 +71,15 @@ $(O)/lib/libkwh.a: $(LIB_OBJ)
 $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
+
+$(JV_BINS): $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
+
+# The same check program linked with lib/jv.c instead of libjq (tests/0500).
+$(O)/tests/tools/kwh-jv-check-own: tests/tools/kwh-jv-check.c $(JV_OBJ) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(JV_OBJ) -lm
 
 $(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
