@@ -43,6 +43,15 @@ ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIB
 # print and parse alike.  jv.o stays out of libkwh.a: kwh-annotate and
 # kwh-handle link libjq, whose own calls must not bind to it.
 JV_OBJ     = $(O)/lib/jv.o
+# kwh-fetch is linked statically: without the dynamic loader a cached read
+# costs a millisecond less.  Its network side needs shared libraries
+# (libssh2, the resolver's modules), so the fetch child runs the fetch
+# helper, linked dynamically (lib/git.c, "The fetch helper").  ld warns
+# that the static kwh-fetch contains dlopen, getaddrinfo and getpwuid_r:
+# libgit2's transports, which only the helper runs.  FETCH_STATIC= links
+# kwh-fetch dynamically (the sanitizer build, which cannot be static).
+FETCH_STATIC ?= -static-pie
+HELPER     = $(O)/libexec/kwh/kwh-fetch-net
 JV_BINS    = $(addprefix $(O)/bin/kwh-,verify fetch apply respond replay)
 NOJQ_LIBS  = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
 	-lm -ldl -pthread $(LDLIBS)
@@ -56,9 +65,10 @@ LIB_HDR  = $(wildcard lib/*.h)
 BIN_SRC  = $(wildcard bin/kwh-*.c)
 BINS     = $(BIN_SRC:%.c=$(O)/%)
 TOOL_SRC = $(wildcard tests/tools/*.c)
-TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own
+TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own \
+	$(O)/tests/tools/kwh-fetch-dynamic
 
-all: $(BINS) $(TOOLS)
+all: $(BINS) $(HELPER) $(TOOLS)
 
 $(O)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -73,6 +83,18 @@ $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
 
 $(JV_BINS): $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
+
+$(O)/bin/kwh-fetch: LDFLAGS += $(FETCH_STATIC)
+
+$(HELPER): libexec/kwh-fetch-net.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
+
+# kwh-fetch linked dynamically, for valgrind, which cannot follow a static
+# C library's allocator (tests/5400).
+$(O)/tests/tools/kwh-fetch-dynamic: bin/kwh-fetch.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
 
@@ -109,7 +131,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 SAN_DIR   = build-sanitize
 # The whole suite against binaries built with ASan and UBSan.
 sanitize-check: deps
-	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined'
+	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined' FETCH_STATIC=
 	rm -rf $(SAN_DIR)/reports && mkdir -p $(SAN_DIR)/reports
 	@# jq 1.6 leaks a parsed value on some syntax errors (tests/fuzz/README.md);
 	@# suppressing exactly that needs full stacks: libjq has no frame pointers.
@@ -127,6 +149,9 @@ sanitize-check: deps
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	for b in $(BINS); do install -m 755 $$b $(DESTDIR)$(BINDIR)/; done
+	@# kwh-fetch looks for its helper in ../libexec/kwh from its own directory
+	mkdir -p $(DESTDIR)$(BINDIR)/../libexec/kwh
+	install -m 755 $(HELPER) $(DESTDIR)$(BINDIR)/../libexec/kwh/
 	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in man/*.7; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
 	mkdir -p $(DESTDIR)$(SHAREDIR)/bash-completion/completions \
@@ -145,7 +170,7 @@ install: all
 	install -m 644 share/kubernetes/*.yaml $(DESTDIR)$(SHAREDIR)/kwh/kubernetes/
 
 clean:
-	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(TOOLS)
+	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(HELPER) $(TOOLS)
 	rm -rf $(SAN_DIR)
 
 .PHONY: all bench deps demo check sanitize-check install clean

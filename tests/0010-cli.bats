@@ -63,6 +63,8 @@ long_options() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
 		[ -f "$TMP/root/opt/kwh/share/man/man1/$t.1" ]
 	done
 	[ -f "$TMP/root/opt/kwh/share/man/man7/kwh.7" ]
+	# the fetch helper, where kwh-fetch looks for it (../libexec/kwh)
+	[ -x "$TMP/root/opt/kwh/libexec/kwh/kwh-fetch-net" ]
 	"$TMP/root/opt/kwh/bin/kwh-verify" --version
 	# Nothing outside DESTDIR.
 	[ -z "$(find "$TMP/root" -mindepth 1 -maxdepth 1 ! -name opt)" ]

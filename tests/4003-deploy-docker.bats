@@ -24,7 +24,10 @@ runtime_packages() {
 	grep -qx socat "$TMP/pkgs"
 	grep -qx ca-certificates "$TMP/pkgs"
 	local t so path pkg
-	for t in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign; do
+	# the tools, and the fetch helper that kwh-fetch and kwh-handle run
+	for t in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-handle \
+	    ../libexec/kwh/kwh-fetch-net; do
+		[ -x "$KWH_BIN/$t" ]
 		for so in $(readelf -d "$KWH_BIN/$t" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
 			case $so in libasan* | libubsan* | libc.so* | libm.so* | ld-linux*) continue ;; esac
 			path=$(ldd "$KWH_BIN/$t" | awk -v so="$so" '$1 == so { print $3 }')
