@@ -1044,6 +1044,8 @@ jv_parser_new(int flags)
 	memset(p, 0, sizeof *p);
 	p->next = jv_invalid();
 	p->line = 1;
+	p->tokcap = 256;
+	p->tok = xrealloc(NULL, (size_t)p->tokcap);
 	return p;
 }
 
@@ -1103,7 +1105,7 @@ static void
 tokadd(jv_parser *p, char c)
 {
 	if (p->tokpos + 1 >= p->tokcap) {
-		p->tokcap = p->tokcap ? p->tokcap * 2 : 256;
+		p->tokcap *= 2;
 		p->tok = xrealloc(p->tok, (size_t)p->tokcap);
 	}
 	p->tok[p->tokpos++] = c;
@@ -1482,8 +1484,9 @@ jv_parse_sized(const char *s, int len)
 	jv_parser_free(p);
 	if (!jv_is_valid(v) && jv_invalid_has_msg(jv_copy(v))) {
 		msg = jv_invalid_get_msg(v);
-		v = jv_invalid_with_msg(jv_string_fmt("%s (while parsing '%s')",
-		    jv_string_value(msg), s));
+		/* jq prints s up to a NUL; s need not have one within len */
+		v = jv_invalid_with_msg(jv_string_fmt("%s (while parsing '%.*s')",
+		    jv_string_value(msg), len, s));
 		jv_free(msg);
 	}
 	return v;
