@@ -39,7 +39,7 @@ struct jv_refcnt {
 struct jstr {
 	struct jv_refcnt rc;
 	int len, cap;
-	char *s;		/* len bytes, then a NUL */
+	char s[];		/* len bytes, then a NUL; one allocation */
 };
 
 struct jarr {
@@ -142,9 +142,6 @@ jv_free(jv x)
 	switch (jv_get_kind(x)) {
 	case JV_KIND_INVALID:
 		jv_free(INV(x)->msg);
-		break;
-	case JV_KIND_STRING:
-		free(STR(x)->s);
 		break;
 	case JV_KIND_ARRAY:
 		for (i = 0; i < ARR(x)->len; i++)
@@ -321,20 +318,22 @@ utf8_encode(int c, char *out)
 static struct jstr *
 str_new(int cap)
 {
-	struct jstr *s = xrealloc(NULL, sizeof *s);
+	struct jstr *s = xrealloc(NULL, sizeof *s + (size_t)cap + 1);
 
 	s->rc.count = 1;
 	s->len = 0;
 	s->cap = cap;
-	s->s = xrealloc(NULL, (size_t)cap + 1);
 	s->s[0] = '\0';
 	return s;
 }
 
-/* Appends p[0..n), which must be valid UTF-8, to a string only we hold. */
+/* Appends p[0..n), which must be valid UTF-8, to a string only we hold
+ * (which may move: *sp is updated). */
 static void
-str_put(struct jstr *s, const char *p, size_t n)
+str_put(struct jstr **sp, const char *p, size_t n)
 {
+	struct jstr *s = *sp;
+
 	if ((size_t)s->len + n > (size_t)s->cap) {
 		size_t cap = ((size_t)s->len + n) * 2;
 		if (cap > 0x7FFFFFF0u)
@@ -343,7 +342,7 @@ str_put(struct jstr *s, const char *p, size_t n)
 			fputs("jv: string too long\n", stderr);
 			abort();
 		}
-		s->s = xrealloc(s->s, cap + 1);
+		*sp = s = xrealloc(s, sizeof *s + cap + 1);
 		s->cap = (int)cap;
 	}
 	memcpy(s->s + s->len, p, n);
@@ -353,7 +352,7 @@ str_put(struct jstr *s, const char *p, size_t n)
 
 /* Appends p[0..n), with each bad UTF-8 sequence made U+FFFD. */
 static void
-str_put_utf8(struct jstr *s, const char *p, size_t n)
+str_put_utf8(struct jstr **s, const char *p, size_t n)
 {
 	const char *end = p + n, *q = p, *next;
 	int c;
@@ -379,7 +378,7 @@ str_own(jv s)
 	if (STR(s)->rc.count == 1)
 		return s;
 	n = str_new(STR(s)->len);
-	str_put(n, STR(s)->s, (size_t)STR(s)->len);
+	str_put(&n, STR(s)->s, (size_t)STR(s)->len);
 	jv_free(s);
 	return mk(JV_KIND_STRING, n);
 }
@@ -390,7 +389,7 @@ jv_string_sized(const char *p, int n)
 	struct jstr *s = str_new(n > 0 ? n : 0);
 
 	if (n > 0)
-		str_put_utf8(s, p, (size_t)n);
+		str_put_utf8(&s, p, (size_t)n);
 	return mk(JV_KIND_STRING, s);
 }
 
@@ -418,9 +417,12 @@ jv_string_length_bytes(jv s)
 jv
 jv_string_append_buf(jv a, const char *p, int n)
 {
+	struct jstr *s;
+
 	a = str_own(a);
-	str_put_utf8(STR(a), p, n > 0 ? (size_t)n : 0);
-	return a;
+	s = STR(a);
+	str_put_utf8(&s, p, n > 0 ? (size_t)n : 0);
+	return mk(JV_KIND_STRING, s);
 }
 
 jv
@@ -432,10 +434,13 @@ jv_string_append_str(jv a, const char *p)
 jv
 jv_string_concat(jv a, jv b)
 {
+	struct jstr *s;
+
 	a = str_own(a);
-	str_put(STR(a), STR(b)->s, (size_t)STR(b)->len);
+	s = STR(a);
+	str_put(&s, STR(b)->s, (size_t)STR(b)->len);
 	jv_free(b);
-	return a;
+	return mk(JV_KIND_STRING, s);
 }
 
 jv
@@ -895,7 +900,7 @@ fmt_number(double d, char out[64])
 }
 
 static void
-dump_string(struct jstr *out, jv s)
+dump_string(struct jstr **out, jv s)
 {
 	const char *p = STR(s)->s, *end = p + STR(s)->len, *start, *run = p;
 	char esc[16];
@@ -937,7 +942,7 @@ cmp_keys(const void *a, const void *b)
 }
 
 static void
-dump(struct jstr *out, jv x, int flags)
+dump(struct jstr **out, jv x, int flags)
 {
 	char num[64];
 	int i;
@@ -1001,7 +1006,7 @@ jv_dump_string(jv x, int flags)
 {
 	struct jstr *s = str_new(64);
 
-	dump(s, x, flags);
+	dump(&s, x, flags);
 	jv_free(x);
 	return mk(JV_KIND_STRING, s);
 }
