@@ -39,7 +39,7 @@ ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIB
 	$(JQ_LIBS) -lm -ldl -pthread $(LDLIBS)
 # The stages that run no jq program take jq's value API from lib/jv.c
 # instead of libjq, which would bring libonig and libm into every start
-# (bench/README.md, "kwh-fetch without libjq").  tests/0500 proves the two
+# (bench/README.md, kwh-fetch, "No libjq").  tests/0500 proves the two
 # print and parse alike.  jv.o stays out of libkwh.a: kwh-annotate and
 # kwh-handle link libjq, whose own calls must not bind to it.
 JV_OBJ     = $(O)/lib/jv.o
