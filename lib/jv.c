@@ -553,6 +553,10 @@ jv_array_set(jv a, int i, jv v)
 		jv_free(v);
 		return jv_invalid_with_msg(jv_string("Out of bounds negative array index"));
 	}
+	if (i >= 0x3FFFFFFF) {	/* more than memory could hold, as libjq finds */
+		fputs("jv: out of memory\n", stderr);
+		abort();
+	}
 	a = arr_own(a, i + 1);
 	for (k = ARR(a)->len; k <= i; k++)
 		ARR(a)->v[k] = jv_null();
