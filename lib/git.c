@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,8 +39,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <limits.h>
 
 #include <git2.h>
 #include <mbedtls/base64.h>
@@ -989,17 +988,18 @@ net_exec(struct kwh_git *g, int fd, const char *ref, int want_head, const char *
 	}
 	kwh_buf_wipe(&b);
 	close(q[1]);
-	if ((a = fcntl(q[0], F_DUPFD, 10)) < 0 || (c = fcntl(fd, F_DUPFD, 10)) < 0 ||
-	    dup2(a, 3) < 0 || dup2(c, 4) < 0) {
+	/* copies above 4 first: either end may itself be fd 3 or 4 */
+	a = fcntl(q[0], F_DUPFD, 10);
+	c = fcntl(fd, F_DUPFD, 10);
+	if (a < 0 || c < 0 || dup2(a, 3) < 0 || dup2(c, 4) < 0) {
 		e = errno;
 	} else {
 		execv(path.data, argv);
 		e = errno;
-		fd = 4;
 	}
 	kwh_buf_printf(&b, "Lcannot run the fetch helper '%s': %s (set KWH_LIBEXEC to the "
 	    "directory that holds " HELPER ")", path.data, strerror(e));
-	kwh_write_all(fd, b.data, b.len);
+	kwh_write_all(c >= 0 ? c : fd, b.data, b.len);
 	_exit(0);
 }
 
