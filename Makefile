@@ -43,14 +43,18 @@ ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIB
 # print and parse alike.  jv.o stays out of libkwh.a: kwh-annotate and
 # kwh-handle link libjq, whose own calls must not bind to it.
 JV_OBJ     = $(O)/lib/jv.o
-# kwh-fetch is linked statically: without the dynamic loader a cached read
-# costs a millisecond less.  Its network side needs shared libraries
-# (libssh2, the resolver's modules), so the fetch child runs the fetch
-# helper, linked dynamically (lib/git.c, "The fetch helper").  ld warns
-# that the static kwh-fetch contains dlopen, getaddrinfo and getpwuid_r:
-# libgit2's transports, which only the helper runs.  FETCH_STATIC= links
-# kwh-fetch dynamically (the sanitizer build, which cannot be static).
-FETCH_STATIC ?= -static-pie
+# The programs that load no shared library are linked statically: without
+# the dynamic loader each start costs about a millisecond less.  kwh-fetch's
+# network side needs shared libraries (libssh2, the resolver's modules), so
+# its fetch child runs the fetch helper, linked dynamically (lib/git.c,
+# "The fetch helper").  ld warns that the static programs contain dlopen
+# (lib/ssh2-dl.o, linked into every program, called only by the helper)
+# and kwh-fetch getaddrinfo and getpwuid_r: libgit2's transports, which
+# only the helper runs.  STATIC= links them all dynamically (the sanitizer build,
+# which cannot be static).  Each has a dynamic twin in tests/tools for
+# valgrind, which cannot follow a static C library's allocator (tests/5400).
+STATIC     ?= -static-pie
+STATIC_BINS = $(addprefix $(O)/bin/kwh-,fetch verify respond)
 HELPER     = $(O)/libexec/kwh/kwh-fetch-net
 JV_BINS    = $(addprefix $(O)/bin/kwh-,verify fetch apply respond replay)
 NOJQ_LIBS  = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
@@ -66,7 +70,7 @@ BIN_SRC  = $(wildcard bin/kwh-*.c)
 BINS     = $(BIN_SRC:%.c=$(O)/%)
 TOOL_SRC = $(wildcard tests/tools/*.c)
 TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own \
-	$(O)/tests/tools/kwh-fetch-dynamic
+	$(addprefix $(O)/tests/tools/kwh-,fetch-dynamic verify-dynamic respond-dynamic)
 
 all: $(BINS) $(HELPER) $(TOOLS)
 
@@ -86,15 +90,13 @@ $(JV_BINS): $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) 
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
 
-$(O)/bin/kwh-fetch: LDFLAGS += $(FETCH_STATIC)
+$(STATIC_BINS): LDFLAGS += $(STATIC)
 
 $(HELPER): libexec/kwh-fetch-net.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
 
-# kwh-fetch linked dynamically, for valgrind, which cannot follow a static
-# C library's allocator (tests/5400).
-$(O)/tests/tools/kwh-fetch-dynamic: bin/kwh-fetch.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
+$(O)/tests/tools/kwh-%-dynamic: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
 
@@ -131,7 +133,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 SAN_DIR   = build-sanitize
 # The whole suite against binaries built with ASan and UBSan.
 sanitize-check: deps
-	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined' FETCH_STATIC=
+	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined' STATIC=
 	rm -rf $(SAN_DIR)/reports && mkdir -p $(SAN_DIR)/reports
 	@# jq 1.6 leaks a parsed value on some syntax errors (tests/fuzz/README.md);
 	@# suppressing exactly that needs full stacks: libjq has no frame pointers.

@@ -55,6 +55,19 @@ long_options() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
 	assert_output ""
 }
 
+@test "the stages that load no shared library are static; their twins for valgrind are not" {
+	[ -z "${KWH_SANITIZED:-}" ] || skip "the sanitizer build links everything dynamically"
+	local t
+	for t in kwh-verify kwh-fetch kwh-respond; do
+		run file -L "$KWH_BIN/$t"
+		assert_output --partial "static-pie linked"
+		run file -L "$TOOLS/$t-dynamic"
+		assert_output --partial "dynamically linked"
+		# the twin is the same program
+		assert_equal "$("$TOOLS/$t-dynamic" --help)" "$("$KWH_BIN/$t" --help)"
+	done
+}
+
 @test "make install honours PREFIX and DESTDIR" {
 	setup_tmp
 	make -s -C "$TOP_DIR" install DESTDIR="$TMP/root" PREFIX=/opt/kwh > "$TMP/out" 2>&1 || { cat "$TMP/out"; return 1; }

@@ -46,8 +46,11 @@ vg_clean() {
 	grep -q '^X-Hub-Signature-256: sha256=' "$TMP/out"
 }
 
+# kwh-verify, kwh-fetch and kwh-respond are linked statically, and valgrind
+# cannot follow a static C library's allocator: their checks run the same
+# programs linked dynamically (tests/tools/kwh-*-dynamic, Makefile STATIC).
 @test "kwh-verify under valgrind" {
-	rc=0; vg "$TMP/0" kwh-verify --secret-file "$TMP/secret" --log none || rc=$?
+	rc=0; vg "$TMP/0" kwh-verify-dynamic --secret-file "$TMP/secret" --log none || rc=$?
 	vg_clean "$rc"
 	[ "$rc" -eq 0 ]
 	jq -e '.verified == "sha256"' "$TMP/out"
@@ -63,9 +66,7 @@ vg_clean() {
 @test "kwh-fetch under valgrind, from an empty cache and from the cache" {
 	# valgrind is slow: a minute of budget rather than the chain's 9 s.
 	jq -c '.deadline = (now * 1000 + 60000 | floor)' "$TMP/2" > "$TMP/2b"
-	# kwh-fetch is linked statically, and valgrind cannot follow a static C
-	# library's allocator: this is the same program linked dynamically.
-	# The fetch helper it runs from an empty cache is followed too.
+	# The fetch helper that kwh-fetch runs from an empty cache is followed too.
 	export KWH_LIBEXEC=$KWH_BIN/../libexec/kwh
 	rc=0; vg "$TMP/2b" --trace-children=yes kwh-fetch-dynamic --cache "$TMP/vg-cache" --log none || rc=$?
 	vg_clean "$rc"
@@ -88,7 +89,7 @@ vg_clean() {
 }
 
 @test "kwh-respond under valgrind" {
-	rc=0; vg "$TMP/4" kwh-respond --log none || rc=$?
+	rc=0; vg "$TMP/4" kwh-respond-dynamic --log none || rc=$?
 	vg_clean "$rc"
 	[ "$rc" -eq 0 ]
 	head -n 1 "$TMP/out" | grep -q '^HTTP/1.1 201 Created'
