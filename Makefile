@@ -26,11 +26,12 @@ STATIC_LIBS ?= $(addprefix $(LIBDIR)/,libgit2.a libmbedtls.a libmbedx509.a \
 GIT_WRAP  ?= -Wl,--wrap=git_mbedtls_stream_global_init,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
 # libcurl and libssh2 (with the OpenSSL they bring) are opened with
 # dlopen when a request or an SSH fetch needs them: lib/curl-dl.c (part of
-# libkwh.a) and lib/ssh2-dl.c (linked into every program, since libgit2's
-# archive comes after libkwh.a) define the functions kwh and libgit2 call.
+# libkwh.a) and lib/ssh2-dl.c (an archive of its own, after libgit2's in
+# the link, so that it comes into the programs whose libgit2 has SSH)
+# define the functions kwh and libgit2 call.
 # What kwh itself takes from OpenSSL (SHA-1/SHA-256 blocks, CRYPTO_memcmp)
 # comes from its archive; no program needs libssl.
-LAZY_OBJ   = $(O)/lib/ssh2-dl.o
+LAZY_OBJ   = $(O)/lib/libssh2-dl.a
 CRYPTO_LIBS = $(LIBDIR)/libcrypto.a
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
@@ -47,10 +48,9 @@ JV_OBJ     = $(O)/lib/jv.o
 # the dynamic loader each start costs about a millisecond less.  kwh-fetch's
 # network side needs shared libraries (libssh2, the resolver's modules), so
 # its fetch child runs the fetch helper, linked dynamically (lib/git.c,
-# "The fetch helper").  ld warns that the static programs contain dlopen
-# (lib/ssh2-dl.o, linked into every program, called only by the helper)
-# and kwh-fetch getaddrinfo and getpwuid_r: libgit2's transports, which
-# only the helper runs.  STATIC= links them all dynamically (the sanitizer build,
+# "The fetch helper").  ld warns that the static kwh-fetch contains
+# dlopen, getaddrinfo and getpwuid_r: libgit2's transports (and
+# lib/ssh2-dl.c for them), which only the helper runs.  STATIC= links them all dynamically (the sanitizer build,
 # which cannot be static).  Each has a dynamic twin in tests/tools for
 # valgrind, which cannot follow a static C library's allocator (tests/5400).
 STATIC     ?= -static-pie
@@ -81,6 +81,10 @@ $(O)/lib/%.o: lib/%.c $(LIB_HDR)
 $(O)/lib/libkwh.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
+
+$(LAZY_OBJ): $(O)/lib/ssh2-dl.o
+	rm -f $@
+	ar rcs $@ $<
 
 $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
@@ -172,7 +176,7 @@ install: all
 	install -m 644 share/kubernetes/*.yaml $(DESTDIR)$(SHAREDIR)/kwh/kubernetes/
 
 clean:
-	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(BINS) $(HELPER) $(TOOLS)
+	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(LAZY_OBJ) $(BINS) $(HELPER) $(TOOLS)
 	rm -rf $(SAN_DIR)
 
 .PHONY: all bench deps demo check sanitize-check install clean
