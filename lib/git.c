@@ -146,6 +146,8 @@ __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path)
 /* kwh-fetch links lib/ssh2-dl.c, which loads libssh2 when SSH needs it */
 int kwh_ssh2_load(char *msg, size_t msglen) __attribute__((weak));
 
+static const char *git_msg(void);
+
 /*
  * Runs libgit2's TLS set-up if that was deferred, then trusts ca_file (PEM,
  * instead of the system's bundle) or parses what libgit2 asked for; later
@@ -153,8 +155,6 @@ int kwh_ssh2_load(char *msg, size_t msglen) __attribute__((weak));
  * libssh2 if it is loaded on demand.  Returns 0, or -1 with what failed in
  * msg.
  */
-static const char *git_msg(void);
-
 static int
 kwh_git_load_cas(const char *ca_file, int ssh, char *msg, size_t msglen)
 {
@@ -925,10 +925,15 @@ report:
  * runs kwh-fetch-net (libexec/kwh-fetch-net.c, dynamically linked, the same
  * net_child), found in $KWH_LIBEXEC or else in ../libexec/kwh from the
  * running program's directory.  The parameters go through a pipe on its
- * fd 3, NUL-separated in the order of PARAMS below, so that the token is
- * never in argv or the environment; the report goes to its fd 4.
+ * fd 3, NUL-terminated strings in the order below ("" for none, "1" for
+ * yes), so that the token is never in argv or the environment; the report
+ * goes to its fd 4.
  */
-#define PARAMS 12
+enum {
+	P_URL, P_DIR, P_REF, P_WANT_HEAD, P_FALLBACK, P_DEADLINE, P_SSH_KEY,
+	P_KNOWN_HOSTS, P_SKIP_HOST_KEY_CHECK, P_TOKEN, P_CA_FILE, P_PROGRESS,
+	PARAMS
+};
 #define HELPER "kwh-fetch-net"
 
 static int
@@ -948,12 +953,6 @@ helper_path(struct kwh_buf *b)
 	return kwh_buf_printf(b, "%s/../libexec/kwh/" HELPER, exe);
 }
 
-static void
-param(struct kwh_buf *b, const char *s)
-{
-	kwh_buf_add(b, s ? s : "", strlen(s ? s : "") + 1);
-}
-
 /* In the child: hands the fetch to the helper, or reports why it cannot. */
 static void
 net_exec(struct kwh_git *g, int fd, const char *ref, int want_head, const char *fallback)
@@ -961,21 +960,24 @@ net_exec(struct kwh_git *g, int fd, const char *ref, int want_head, const char *
 	const struct kwh_git_opts *o = g->o;
 	struct kwh_buf b = KWH_BUF_INIT, path = KWH_BUF_INIT;
 	char num[32], *argv[] = { HELPER, NULL };
-	int q[2], a, c, e;
+	const char *v[PARAMS];
+	int q[2], a, c, e, i;
 
-	param(&b, g->url);
-	param(&b, g->dir);
-	param(&b, ref);
-	param(&b, want_head ? "1" : "0");
-	param(&b, fallback);
 	snprintf(num, sizeof num, "%lld", g->deadline);
-	param(&b, num);
-	param(&b, o->ssh_key);
-	param(&b, o->known_hosts);
-	param(&b, o->skip_host_key_check ? "1" : "0");
-	param(&b, o->token);
-	param(&b, o->ca_file);
-	param(&b, o->progress ? "1" : "0");
+	v[P_URL] = g->url;
+	v[P_DIR] = g->dir;
+	v[P_REF] = ref;
+	v[P_WANT_HEAD] = want_head ? "1" : "";
+	v[P_FALLBACK] = fallback;
+	v[P_DEADLINE] = num;
+	v[P_SSH_KEY] = o->ssh_key;
+	v[P_KNOWN_HOSTS] = o->known_hosts;
+	v[P_SKIP_HOST_KEY_CHECK] = o->skip_host_key_check ? "1" : "";
+	v[P_TOKEN] = o->token;
+	v[P_CA_FILE] = o->ca_file;
+	v[P_PROGRESS] = o->progress ? "1" : "";
+	for (i = 0; i < PARAMS; i++)
+		kwh_buf_add(&b, v[i] ? v[i] : "", strlen(v[i] ? v[i] : "") + 1);
 	/* all of it fits in the pipe, so it is written before the helper runs */
 	errno = E2BIG;
 	if (helper_path(&path) < 0 || !b.data || b.len > 60000 || pipe(q) < 0 ||
@@ -1010,35 +1012,36 @@ kwh_git_net_main(int in, int out)
 	struct kwh_git g;
 	struct kwh_buf b;
 	const char *f[PARAMS], *p, *end;
-	int n = 0;
+	int n = 0, i;
 
 	kwh_buf_init(&b, 1 << 16);
 	if (kwh_buf_read_fd(&b, in) == 0 && b.data)
 		for (p = b.data, end = b.data + b.len; p < end && n < PARAMS; p += strlen(p) + 1)
 			f[n++] = p;
 	close(in);
-	if (n != PARAMS) {
+	for (i = 0; i < n; i++)
+		if (!*f[i])
+			f[i] = NULL;	/* "" was none */
+	if (n != PARAMS || !f[P_URL] || !f[P_DIR] || !f[P_DEADLINE]) {
 		kwh_write_all(out, "Lthe fetch helper got no parameters", 35);
 		kwh_buf_wipe(&b);
 		return KWH_EXIT_USAGE;
 	}
-#define OPT(s) (*(s) ? (s) : NULL)
-	o.ssh_key = OPT(f[6]);
-	o.known_hosts = OPT(f[7]);
-	o.skip_host_key_check = *f[8] == '1';
-	o.token = OPT(f[9]);
-	o.ca_file = OPT(f[10]);
-	o.progress = *f[11] == '1';
+	o.ssh_key = f[P_SSH_KEY];
+	o.known_hosts = f[P_KNOWN_HOSTS];
+	o.skip_host_key_check = f[P_SKIP_HOST_KEY_CHECK] != NULL;
+	o.token = f[P_TOKEN];
+	o.ca_file = f[P_CA_FILE];
+	o.progress = f[P_PROGRESS] != NULL;
 	memset(&g, 0, sizeof g);
 	g.o = &o;
-	g.url = (char *)f[0];
+	g.url = (char *)f[P_URL];
+	g.dir = (char *)f[P_DIR];
 	kwh_git_redact_url(g.url, g.shown, sizeof g.shown);
-	g.dir = (char *)f[1];
 	g.lockfd = -1;
-	g.deadline = atoll(f[5]);
+	g.deadline = atoll(f[P_DEADLINE]);
 	lib_init();
-	net_child(&g, out, OPT(f[2]), *f[3] == '1', OPT(f[4]));	/* does not return */
-#undef OPT
+	net_child(&g, out, f[P_REF], f[P_WANT_HEAD] != NULL, f[P_FALLBACK]);	/* does not return */
 	return 0;
 }
 
