@@ -36,8 +36,9 @@ CRYPTO_LIBS = $(LIBDIR)/libcrypto.a
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
-ALL_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
-	$(JQ_LIBS) -lm -ldl -pthread $(LDLIBS)
+DEP_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS)
+SYS_LIBS   = -lm -ldl -pthread $(LDLIBS)
+ALL_LIBS   = $(DEP_LIBS) $(JQ_LIBS) $(SYS_LIBS)
 # The stages that run no jq program take jq's value API from lib/jv.c
 # instead of libjq, which would bring libonig and libm into every start
 # (bench/README.md, kwh-fetch, "No libjq").  tests/0500 proves the two
@@ -50,15 +51,20 @@ JV_OBJ     = $(O)/lib/jv.o
 # its fetch child runs the fetch helper, linked dynamically (lib/git.c,
 # "The fetch helper").  ld warns that the static kwh-fetch contains
 # dlopen, getaddrinfo and getpwuid_r: libgit2's transports (and
-# lib/ssh2-dl.c for them), which only the helper runs.  STATIC= links them all dynamically (the sanitizer build,
-# which cannot be static).  Each has a dynamic twin in tests/tools for
-# valgrind, which cannot follow a static C library's allocator (tests/5400).
+# lib/ssh2-dl.c for them), which only the helper runs.  STATIC= links
+# them all dynamically (the sanitizer build, which cannot be static).
+# Each has a dynamic twin in tests/tools for valgrind, which cannot follow
+# a static C library's allocator (tests/5400).
 STATIC     ?= -static-pie
 STATIC_BINS = $(addprefix $(O)/bin/kwh-,fetch verify respond)
+TWINS      = $(STATIC_BINS:$(O)/bin/%=$(O)/tests/tools/%-dynamic)
 HELPER     = $(O)/libexec/kwh/kwh-fetch-net
 JV_BINS    = $(addprefix $(O)/bin/kwh-,verify fetch apply respond replay)
-NOJQ_LIBS  = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS) \
-	-lm -ldl -pthread $(LDLIBS)
+
+# Linking a program from its .c ($<): with libjq, or with lib/jv.c.
+LINK_JQ    = $(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
+LINK_NOJQ  = $(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) \
+	$(DEP_LIBS) $(SYS_LIBS)
 
 # O=DIR builds out of tree (objects and programs under DIR); the suite
 # then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
@@ -69,8 +75,7 @@ LIB_HDR  = $(wildcard lib/*.h)
 BIN_SRC  = $(wildcard bin/kwh-*.c)
 BINS     = $(BIN_SRC:%.c=$(O)/%)
 TOOL_SRC = $(wildcard tests/tools/*.c)
-TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own \
-	$(addprefix $(O)/tests/tools/kwh-,fetch-dynamic verify-dynamic respond-dynamic)
+TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own $(TWINS)
 
 all: $(BINS) $(HELPER) $(TOOLS)
 
@@ -88,21 +93,21 @@ $(LAZY_OBJ): $(O)/lib/ssh2-dl.o
 
 $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
+	$(LINK_JQ)
 
 $(JV_BINS): $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
+	$(LINK_NOJQ)
 
 $(STATIC_BINS): LDFLAGS += $(STATIC)
 
 $(HELPER): libexec/kwh-fetch-net.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
+	$(LINK_NOJQ)
 
-$(O)/tests/tools/kwh-%-dynamic: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
+$(TWINS): $(O)/tests/tools/kwh-%-dynamic: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) $(NOJQ_LIBS)
+	$(LINK_NOJQ)
 
 # The same check program linked with lib/jv.c instead of libjq (tests/0500).
 $(O)/tests/tools/kwh-jv-check-own: tests/tools/kwh-jv-check.c $(JV_OBJ) $(LIB_HDR)
@@ -111,7 +116,7 @@ $(O)/tests/tools/kwh-jv-check-own: tests/tools/kwh-jv-check.c $(JV_OBJ) $(LIB_HD
 
 $(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
+	$(LINK_JQ)
 
 deps:
 	@sh share/kwh/install-deps
