@@ -1,122 +1,61 @@
 # kwh — see README.md.  `make` builds, `make check` runs the suite.
+#
+# The libraries are linked as the distribution ships them: shared, found
+# with pkg-config where they install a .pc file, by name where they do not
+# (libjq, http-parser).  CFLAGS, CPPFLAGS, LDFLAGS, LDLIBS, PREFIX and
+# DESTDIR are honoured; O=DIR builds out of tree.
+
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 SHAREDIR ?= $(PREFIX)/share
 PKG_CONFIG ?= pkg-config
-CC       ?= cc
 CFLAGS   ?= -O2 -g
+WERROR   ?= -Werror
 KWH_VERSION = 0.1.0
 
-PKGS = libgit2 libcurl openssl yaml-0.1
-DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-LIBDIR    := $(shell $(PKG_CONFIG) --variable=libdir libgit2 2>/dev/null)
-# Debian's libjq-dev ships no .pc file (and no static library).
-JQ_LIBS   ?= -ljq
-# libgit2 and what it needs, libyaml and http-parser are linked statically
-# (their -dev packages ship the archives): a process that loads them as
-# shared libraries spends more time in the dynamic loader than kwh-fetch
-# spends reading a cached revision (bench/README.md).  An archive only
-# brings in what a program calls, so tools that never touch git load
-# neither libgit2 nor Kerberos.  The --wrap options let lib/git.c defer
-# libgit2's TLS set-up and its parse of the system CA bundle until a fetch
-# needs them.
-STATIC_LIBS ?= $(addprefix $(LIBDIR)/,libgit2.a libmbedtls.a libmbedx509.a \
-	libmbedcrypto.a libpcre2-8.a libz.a libhttp_parser.a libyaml.a)
-GIT_WRAP  ?= -Wl,--wrap=git_mbedtls_stream_global_init,--wrap=mbedtls_x509_crt_parse_file,--wrap=mbedtls_x509_crt_parse_path
-# libcurl and libssh2 (with the OpenSSL they bring) are opened with
-# dlopen when a request or an SSH fetch needs them: lib/curl-dl.c (part of
-# libkwh.a) and lib/ssh2-dl.c (an archive of its own, after libgit2's in
-# the link, so that it comes into the programs whose libgit2 has SSH)
-# define the functions kwh and libgit2 call.
-# What kwh itself takes from OpenSSL (SHA-1/SHA-256 blocks, CRYPTO_memcmp)
-# comes from its archive; no program needs libssl.
-LAZY_OBJ   = $(O)/lib/libssh2-dl.a
-CRYPTO_LIBS = $(LIBDIR)/libcrypto.a
+PKGS     = libgit2 libssh2 libcurl libcrypto yaml-0.1
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
-	-Wall -Wextra -Werror -Wno-unused-parameter -Ilib $(DEPCFLAGS) $(CFLAGS)
-DEP_LIBS   = $(GIT_WRAP) $(STATIC_LIBS) $(LAZY_OBJ) -Wl,--as-needed $(CRYPTO_LIBS)
-SYS_LIBS   = -lm -ldl -pthread $(LDLIBS)
-ALL_LIBS   = $(DEP_LIBS) $(JQ_LIBS) $(SYS_LIBS)
-# The stages that run no jq program take jq's value API from lib/jv.c
-# instead of libjq, which would bring libonig and libm into every start
-# (bench/README.md, kwh-fetch, "No libjq").  tests/0500 proves the two
-# print and parse alike.  jv.o stays out of libkwh.a: kwh-annotate and
-# kwh-handle link libjq, whose own calls must not bind to it.
-JV_OBJ     = $(O)/lib/jv.o
-# The programs that load no shared library are linked statically: without
-# the dynamic loader each start costs about a millisecond less.  kwh-fetch's
-# network side needs shared libraries (libssh2, the resolver's modules), so
-# its fetch child runs the fetch helper, linked dynamically (lib/git.c,
-# "The fetch helper").  ld warns that the static kwh-fetch contains
-# dlopen, getaddrinfo and getpwuid_r: libgit2's transports (and
-# lib/ssh2-dl.c for them), which only the helper runs.  STATIC= links
-# them all dynamically (the sanitizer build, which cannot be static).
-# Each has a dynamic twin in tests/tools for valgrind, which cannot follow
-# a static C library's allocator (tests/5400).
-STATIC     ?= -static-pie
-STATIC_BINS = $(addprefix $(O)/bin/kwh-,fetch verify respond)
-TWINS      = $(STATIC_BINS:$(O)/bin/%=$(O)/tests/tools/%-dynamic)
-HELPER     = $(O)/libexec/kwh/kwh-fetch-net
-JV_BINS    = $(addprefix $(O)/bin/kwh-,verify fetch apply respond replay)
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"$(KWH_VERSION)"' \
+	-Wall -Wextra $(WERROR) -Wno-unused-parameter -Ilib $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+# --as-needed: each program records only the libraries it calls, so that
+# ldd and dpkg-shlibdeps tell the truth about it.
+ALL_LDFLAGS = -Wl,--as-needed $(LDFLAGS)
+ALL_LIBS    = $(PKG_LIBS) -ljq -lhttp_parser -lm -pthread $(LDLIBS)
 
-# Linking a program from its .c ($<): with libjq, or with lib/jv.c.
-LINK_JQ    = $(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(ALL_LIBS)
-LINK_NOJQ  = $(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/lib/libkwh.a $(JV_OBJ) \
-	$(DEP_LIBS) $(SYS_LIBS)
-
-# O=DIR builds out of tree (objects and programs under DIR); the suite
-# then runs with KWH_BIN=DIR/bin KWH_TOOLS=DIR/tests/tools.
-O        ?= .
-LIB_SRC  = $(filter-out lib/ssh2-dl.c lib/jv.c,$(wildcard lib/*.c))
-LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o)
+O       ?=
+OUT      = $(if $(O),$(O)/)
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(OUT)%.o)
 LIB_HDR  = $(wildcard lib/*.h)
-BIN_SRC  = $(wildcard bin/kwh-*.c)
-BINS     = $(BIN_SRC:%.c=$(O)/%)
-TOOL_SRC = $(wildcard tests/tools/*.c)
-TOOLS    = $(TOOL_SRC:%.c=$(O)/%) $(O)/tests/tools/kwh-jv-check-own $(TWINS)
+BINS     = $(patsubst %.c,$(OUT)%,$(wildcard bin/kwh-*.c))
+TOOLS    = $(patsubst %.c,$(OUT)%,$(wildcard tests/tools/*.c))
 
-all: $(BINS) $(HELPER) $(TOOLS)
+all: $(BINS) $(TOOLS)
 
-$(O)/lib/%.o: lib/%.c $(LIB_HDR)
+# Without the -dev packages, say what to run rather than fail on a header.
+depcheck:
+	@$(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && \
+	printf '#include <jq.h>\n#include <http_parser.h>\n' | \
+	    $(CC) $(PKG_CFLAGS) $(CPPFLAGS) -E -o /dev/null - 2>/dev/null || { \
+	echo "make: the build dependencies are missing (pkg-config and the -dev packages of" >&2; \
+	echo "  $(PKGS), libjq, http-parser)." >&2; \
+	echo "  Run 'make deps' (Debian: installs them with apt-get), or see README.md." >&2; \
+	exit 1; }
+
+$(OUT)lib/%.o: lib/%.c $(LIB_HDR) | depcheck
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(O)/lib/libkwh.a: $(LIB_OBJ)
+$(OUT)lib/libkwh.a: $(LIB_OBJ)
 	rm -f $@
-	ar rcs $@ $(LIB_OBJ)
+	$(AR) rcs $@ $(LIB_OBJ)
 
-$(LAZY_OBJ): $(O)/lib/ssh2-dl.o
-	rm -f $@
-	ar rcs $@ $<
-
-$(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
+$(BINS) $(TOOLS): $(OUT)%: %.c $(OUT)lib/libkwh.a $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(LINK_JQ)
-
-$(JV_BINS): $(O)/bin/kwh-%: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
-	@mkdir -p $(@D)
-	$(LINK_NOJQ)
-
-$(STATIC_BINS): LDFLAGS += $(STATIC)
-
-$(HELPER): libexec/kwh-fetch-net.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
-	@mkdir -p $(@D)
-	$(LINK_NOJQ)
-
-$(TWINS): $(O)/tests/tools/kwh-%-dynamic: bin/kwh-%.c $(O)/lib/libkwh.a $(JV_OBJ) $(LAZY_OBJ) $(LIB_HDR)
-	@mkdir -p $(@D)
-	$(LINK_NOJQ)
-
-# The same check program linked with lib/jv.c instead of libjq (tests/0500).
-$(O)/tests/tools/kwh-jv-check-own: tests/tools/kwh-jv-check.c $(JV_OBJ) $(LIB_HDR)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(JV_OBJ) -lm
-
-$(O)/tests/tools/%: tests/tools/%.c $(O)/lib/libkwh.a $(LAZY_OBJ) $(LIB_HDR)
-	@mkdir -p $(@D)
-	$(LINK_JQ)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(OUT)lib/libkwh.a $(ALL_LIBS)
 
 deps:
 	@sh share/kwh/install-deps
@@ -142,7 +81,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 SAN_DIR   = build-sanitize
 # The whole suite against binaries built with ASan and UBSan.
 sanitize-check: deps
-	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined' STATIC=
+	$(MAKE) all O=$(SAN_DIR) CFLAGS='$(SAN_FLAGS)' LDFLAGS='-fsanitize=address,undefined'
 	rm -rf $(SAN_DIR)/reports && mkdir -p $(SAN_DIR)/reports
 	@# jq 1.6 leaks a parsed value on some syntax errors (tests/fuzz/README.md);
 	@# suppressing exactly that needs full stacks: libjq has no frame pointers.
@@ -159,12 +98,9 @@ sanitize-check: deps
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
-	for b in $(BINS); do install -m 755 $$b $(DESTDIR)$(BINDIR)/; done
-	@# kwh-fetch looks for its helper in ../libexec/kwh from its own directory
-	mkdir -p $(DESTDIR)$(BINDIR)/../libexec/kwh
-	install -m 755 $(HELPER) $(DESTDIR)$(BINDIR)/../libexec/kwh/
-	for m in man/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
-	for m in man/*.7; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
 	mkdir -p $(DESTDIR)$(SHAREDIR)/bash-completion/completions \
 		$(DESTDIR)$(SHAREDIR)/zsh/vendor-completions $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d
 	for b in $(BINS); do t=$${b##*/}; \
@@ -181,10 +117,10 @@ install: all
 	install -m 644 share/kubernetes/*.yaml $(DESTDIR)$(SHAREDIR)/kwh/kubernetes/
 
 clean:
-	rm -f $(O)/lib/*.o $(O)/lib/libkwh.a $(LAZY_OBJ) $(BINS) $(HELPER) $(TOOLS)
+	rm -f $(LIB_OBJ) $(OUT)lib/libkwh.a $(BINS) $(TOOLS)
 	rm -rf $(SAN_DIR)
 
-.PHONY: all bench deps demo check sanitize-check install clean
+.PHONY: all depcheck bench deps demo check sanitize-check install clean
 
 # make fuzz (libFuzzer, bounded) and make load (bounded load on 127.0.0.1).
 -include tests/fuzz/fuzz.mk tests/load/load.mk

@@ -290,3 +290,42 @@ kwh_write_all(int fd, const void *p, size_t n)
 	}
 	return 0;
 }
+
+int
+kwh_base64_decode(struct kwh_buf *b, const char *s, size_t n)
+{
+	static const char al[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char q[4];
+	size_t k = 0, i;
+	int pad = 0;
+
+	for (i = 0; i < n; i++) {
+		const char *p;
+
+		if (s[i] == '\r' || s[i] == '\n')
+			continue;
+		if (pad && s[i] != '=')
+			return -2;
+		if (s[i] == '=') {
+			if (k < 2)
+				return -2;
+			pad++;
+			q[k++] = 0;
+		} else {
+			if (!s[i] || !(p = memchr(al, s[i], 64)))
+				return -2;
+			q[k++] = (unsigned char)(p - al);
+		}
+		if (k == 4) {
+			char o[3] = { (char)(q[0] << 2 | q[1] >> 4), (char)(q[1] << 4 | q[2] >> 2),
+			    (char)(q[2] << 6 | q[3]) };
+			if (kwh_buf_add(b, o, 3 - (size_t)pad) < 0)
+				return -1;
+			k = 0;
+			if (pad)
+				pad = 3;	/* nothing may follow */
+		}
+	}
+	return k ? -2 : 0;
+}

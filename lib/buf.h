@@ -49,4 +49,12 @@ int kwh_buf_read_file(struct kwh_buf *b, const char *path);
 /* Writes all of p[0..n) to fd, retrying short writes. 0 or -1. */
 int kwh_write_all(int fd, const void *p, size_t n);
 
+/*
+ * Appends the bytes s[0..n) encode in base64 to b, as Go's
+ * base64.StdEncoding.DecodeString decodes them (which Kubernetes uses for
+ * []byte fields): the standard alphabet, padding required, CR and LF
+ * skipped.  0; -1 out of memory; -2 not base64.
+ */
+int kwh_base64_decode(struct kwh_buf *b, const char *s, size_t n);
+
 #endif

@@ -8,11 +8,11 @@
  * can only happen after the fetching process died), it makes the entry be
  * rebuilt from scratch.
  *
- * Network operations run in a child process so that a remote that accepts
- * a connection and then says nothing can be cut off at the deadline
- * (libgit2 1.5 has no connect or read timeout).  The child is the fetch
- * helper, kwh-fetch-net (see "The fetch helper" below); it reports through
- * a pipe: one status byte, then a message or the default branch name.
+ * Network operations run in a forked child process so that a remote that
+ * accepts a connection and then says nothing can be cut off at the
+ * deadline (libgit2 1.5 has no connect or read timeout).  The child
+ * reports through a pipe: one status byte, then a message or the default
+ * branch name.
  */
 #include "git.h"
 #include "buf.h"
@@ -41,8 +41,7 @@
 #include <unistd.h>
 
 #include <git2.h>
-#include <mbedtls/base64.h>
-#include <mbedtls/md.h>
+#include <libssh2.h>
 
 #define INCOMPLETE "kwh-incomplete"
 
@@ -57,163 +56,6 @@ struct kwh_git {
 	long long deadline;
 	git_repository *repo;
 };
-
-/*
- * TLS set-up and the CA bundle, done only when a fetch needs them.
- *
- * Debian's libgit2 (1.5, built with mbedTLS) sets up TLS inside
- * git_libgit2_init(): it seeds mbedTLS's random generator, which runs the
- * HAVEGE entropy collector (a million instructions), and parses the whole
- * system CA bundle (56 million).  That was most of a kwh-fetch that reads a
- * cached revision and needs no network at all.  libgit2 offers no switch
- * for it, so the Makefile links libgit2 with --wrap for its TLS set-up
- * (git_mbedtls_stream_global_init) and for the two mbedTLS functions that
- * parse certificates, which sends those calls here.  The set-up is only
- * noted; kwh_git_load_cas(), called by the fetch child before it opens any
- * connection, runs it with the real function, then parses --ca-file or the
- * bundles libgit2 asked for into the chain libgit2 keeps in its TLS
- * configuration, before the first handshake.  A libgit2 built with
- * OpenSSL never calls these, and loses nothing.
- */
-static struct {
-	int loaded;		/* load now, not later */
-	void *chain;		/* the chain libgit2 is filling */
-	char *file, *dir;	/* what to load into it */
-	int tls;		/* libgit2's TLS set-up was deferred */
-} ca;
-
-/* weak: a build that links libgit2 without the --wrap options loads the
- * bundle at initialisation as libgit2 does, and never calls these */
-int __real_mbedtls_x509_crt_parse_file(void *chain, const char *path) __attribute__((weak));
-int __real_mbedtls_x509_crt_parse_path(void *chain, const char *path) __attribute__((weak));
-int __real_git_mbedtls_stream_global_init(void) __attribute__((weak));
-
-static int
-ca_note(void *chain, const char *path, int dir)
-{
-	char *copy = strdup(path);
-
-	if (!copy)
-		return -1;
-	if (ca.chain != chain) {
-		free(ca.file);
-		free(ca.dir);
-		ca.file = ca.dir = NULL;
-		ca.chain = chain;
-	}
-	if (dir) {
-		free(ca.dir);
-		ca.dir = copy;
-	} else {
-		free(ca.file);
-		ca.file = copy;
-	}
-	return 0;
-}
-
-int __wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path);
-int __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path);
-int __wrap_git_mbedtls_stream_global_init(void);
-
-int
-__wrap_git_mbedtls_stream_global_init(void)
-{
-	if (ca.loaded)
-		return __real_git_mbedtls_stream_global_init ?
-		    __real_git_mbedtls_stream_global_init() : -1;
-	ca.tls = 1;
-	return 0;
-}
-
-int
-__wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path)
-{
-	if (ca.loaded)
-		return __real_mbedtls_x509_crt_parse_file ?
-		    __real_mbedtls_x509_crt_parse_file(chain, path) : -1;
-	return ca_note(chain, path, 0);
-}
-
-int
-__wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path)
-{
-	if (ca.loaded)
-		return __real_mbedtls_x509_crt_parse_path ?
-		    __real_mbedtls_x509_crt_parse_path(chain, path) : -1;
-	return ca_note(chain, path, 1);
-}
-
-/* kwh-fetch links lib/ssh2-dl.c, which loads libssh2 when SSH needs it */
-int kwh_ssh2_load(char *msg, size_t msglen) __attribute__((weak));
-
-static const char *git_msg(void);
-
-/*
- * Runs libgit2's TLS set-up if that was deferred, then trusts ca_file (PEM,
- * instead of the system's bundle) or parses what libgit2 asked for; later
- * requests are carried out at once.  For an SSH remote (ssh set), loads
- * libssh2 if it is loaded on demand.  Returns 0, or -1 with what failed in
- * msg.
- */
-static int
-kwh_git_load_cas(const char *ca_file, int ssh, char *msg, size_t msglen)
-{
-	int r = 0;
-
-	if (ssh && kwh_ssh2_load && kwh_ssh2_load(msg, msglen) < 0)
-		return -1;
-	if (ca.loaded)
-		return 0;
-	/* still noting: the system bundle is parsed below, unless replaced */
-	if (ca.tls && __real_git_mbedtls_stream_global_init &&
-	    __real_git_mbedtls_stream_global_init() < 0) {
-		snprintf(msg, msglen, "cannot set up TLS: %s", git_msg());
-		r = -1;
-	}
-	ca.loaded = 1;
-	if (!r && ca_file) {
-		/* a new chain, which replaces the noted one */
-		free(ca.file);
-		free(ca.dir);
-		ca.file = ca.dir = NULL;
-		if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca_file, NULL) < 0) {
-			snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca_file);
-			r = -1;
-		}
-	}
-	if (!r && ca.chain && ca.file && __real_mbedtls_x509_crt_parse_file &&
-	    __real_mbedtls_x509_crt_parse_file(ca.chain, ca.file) < 0) {
-		snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca.file);
-		r = -1;
-	}
-	if (!r && ca.chain && ca.dir && __real_mbedtls_x509_crt_parse_path &&
-	    __real_mbedtls_x509_crt_parse_path(ca.chain, ca.dir) < 0) {
-		snprintf(msg, msglen, "cannot load the certificate authorities in '%s'", ca.dir);
-		r = -1;
-	}
-	free(ca.file);
-	free(ca.dir);
-	ca.file = ca.dir = NULL;
-	return r;
-}
-
-/*
- * No Kerberos.  libgit2's only use of GSSAPI is HTTP "Negotiate"
- * authentication, which needs default credentials that kwh's credential
- * callback never gives (kwh authenticates with a token or an SSH key).
- * Defining the scheme's constructor here keeps libgit2's own from being
- * linked, and with it the six Kerberos libraries a process would otherwise
- * load at every start (about a third of a cached read's time).  It does
- * what libgit2 built without GSSAPI does (git_http_auth_dummy).
- */
-int git_http_auth_negotiate(void **out, const void *url);
-
-int
-git_http_auth_negotiate(void **out, const void *url)
-{
-	*out = NULL;
-	return GIT_PASSTHROUGH;
-}
 
 static void
 seterr(char *err, size_t n, const char *fmt, ...)
@@ -563,19 +405,6 @@ struct net {
 	int last_pct;
 };
 
-/* Does libgit2 take url to SSH?  ssh://, its two aliases, and scp-like
- * user@host:path (a colon before any slash), as libgit2 decides. */
-static int
-is_ssh(const char *url)
-{
-	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
-
-	if (strstr(url, "://"))
-		return !strncmp(url, "ssh://", 6) || !strncmp(url, "ssh+git://", 10) ||
-		    !strncmp(url, "git+ssh://", 10);
-	return colon && (!slash || colon < slash);
-}
-
 /* Sets the host and port known_hosts lines name for an SSH URL. */
 static void
 ssh_target(struct net *n, const char *url)
@@ -614,143 +443,137 @@ ssh_target(struct net *n, const char *url)
 		snprintf(n->host_port, sizeof n->host_port, "[%s]:%d", host, n->port);
 }
 
-static int
-b64_decode(const char *in, unsigned char **out, size_t *outlen)
-{
-	size_t len = strlen(in);
+/*
+ * Known hosts, with libssh2's knownhost API.  libssh2 matches plain and
+ * hashed (|1|salt|hash) names; what it does not know of OpenSSH's format
+ * is handled here, line by line:
+ *  - "@revoked" lines go to a collection of their own: a key found there
+ *    is refused even when another line accepts it;
+ *  - a "!pattern" in a line's host list keeps the whole line from naming
+ *    a host that the pattern names;
+ *  - a line libssh2 cannot parse (a malformed hash, say) is skipped, as
+ *    OpenSSH skips it, instead of ending the file there.
+ * Wildcards ('*', '?') and "@cert-authority" are not supported: such a line
+ * names no host, so its host stays unknown and is refused.
+ */
+struct known {
+	LIBSSH2_KNOWNHOSTS *ok, *revoked;
+};
 
-	if (!len || len % 4)
-		return -1;
-	if (!(*out = malloc(len / 4 * 3 + 1)))
-		return -1;
-	if (mbedtls_base64_decode(*out, len / 4 * 3 + 1, outlen,
-	    (const unsigned char *)in, len) != 0) {
-		free(*out);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
+/* Does a line (hosts, then the key) name target, whatever its key? */
+static int
+names_host(LIBSSH2_SESSION *s, const char *hosts, const char *rest, const char *target,
+    const char *key, size_t keylen)
+{
+	LIBSSH2_KNOWNHOSTS *one = libssh2_knownhost_init(s);
+	struct kwh_buf line = KWH_BUF_INIT;
+	int r = 0;
+
+	if (one && kwh_buf_printf(&line, "%s %s", hosts, rest) == 0 &&
+	    libssh2_knownhost_readline(one, line.data, line.len,
+		LIBSSH2_KNOWNHOST_FILE_OPENSSH) == 0)
+		r = libssh2_knownhost_checkp(one, target, -1, key, keylen,
+		    LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW, NULL) !=
+		    LIBSSH2_KNOWNHOST_CHECK_NOTFOUND;
+	if (one)
+		libssh2_knownhost_free(one);
+	kwh_buf_release(&line);
+	return r;
 }
 
-/* OpenSSH's host patterns: '*' and '?' only, no case ('[' is literal). */
-static int
-wild_match(const char *p, const char *s)
+/* Adds one known_hosts line to k, as described above. */
+static void
+known_add(struct known *k, LIBSSH2_SESSION *s, char *line, const char *target,
+    const char *key, size_t keylen)
 {
-	for (; *p; p++, s++) {
-		if (*p == '*') {
-			for (;; s++) {
-				if (wild_match(p + 1, s))
-					return 1;
-				if (!*s)
-					return 0;
-			}
-		}
-		if (!*s || (*p != '?' && tolower((unsigned char)*p) != tolower((unsigned char)*s)))
-			return 0;
-	}
-	return !*s;
-}
+	struct kwh_buf keep = KWH_BUF_INIT, neg = KWH_BUF_INIT;
+	LIBSSH2_KNOWNHOSTS *into = k->ok;
+	char *p = line + strspn(line, " \t"), *hosts, *rest, *h, *save = NULL;
 
-/* Does one host pattern (plain, wildcard or |1|salt|hash) name target? */
-static int
-host_matches(const char *pat, const char *target)
-{
-	if (!strncmp(pat, "|1|", 3)) {
-		char salt64[128], *bar;
-		const mbedtls_md_info_t *sha1 = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
-		unsigned char *salt = NULL, *hash = NULL, md[20];
-		size_t saltlen, hashlen;
-		int ok = 0;
-
-		snprintf(salt64, sizeof salt64, "%s", pat + 3);
-		if (!(bar = strchr(salt64, '|')))
-			return 0;
-		*bar = '\0';
-		if (b64_decode(salt64, &salt, &saltlen) == 0 &&
-		    b64_decode(pat + 3 + strlen(salt64) + 1, &hash, &hashlen) == 0 &&
-		    sha1 && mbedtls_md_get_size(sha1) == sizeof md && hashlen == sizeof md &&
-		    mbedtls_md_hmac(sha1, salt, saltlen, (const unsigned char *)target,
-			strlen(target), md) == 0 && !memcmp(md, hash, hashlen))
-			ok = 1;
-		free(salt);
-		free(hash);
-		return ok;
+	if (!*p || *p == '#' || *p == '\n' || *p == '\r')
+		return;
+	if (*p == '@') {
+		if (strncmp(p, "@revoked", 8) || !strchr(" \t", p[8]))
+			return;		/* @cert-authority: not supported */
+		into = k->revoked;
+		p += 8 + strspn(p + 8, " \t");
 	}
-	return wild_match(pat, target);
+	hosts = p;
+	rest = p + strcspn(p, " \t");
+	if (!*rest)
+		return;
+	*rest++ = '\0';
+	rest += strspn(rest, " \t");
+	for (h = strtok_r(hosts, ",", &save); h; h = strtok_r(NULL, ",", &save))
+		kwh_buf_printf(*h == '!' ? &neg : &keep, "%s%s", (*h == '!' ? neg.len : keep.len) ? "," : "",
+		    *h == '!' ? h + 1 : h);
+	if (keep.len && !(neg.len && names_host(s, neg.data, rest, target, key, keylen))) {
+		kwh_buf_printf(&keep, " %s", rest);
+		libssh2_knownhost_readline(into, keep.data, keep.len, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+	}
+	kwh_buf_release(&keep);
+	kwh_buf_release(&neg);
 }
 
 /*
  * Checks the raw host key against the known_hosts file: 0 when a line for
- * the host has this key, -1 (message set) when the key is unknown or
- * changed, or the file is unreadable.
+ * the host has this key, -1 (message set) when the key is unknown, changed
+ * or revoked, or the file is unreadable.
  */
 static int
-check_known_hosts(struct net *n, const unsigned char *key, size_t keylen)
+check_known_hosts(struct net *n, const char *key, size_t keylen)
 {
 	const char *file = n->g->o->known_hosts;
+	const int type = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW;
+	LIBSSH2_SESSION *s = NULL;
+	struct known k = { NULL, NULL };
+	char target[sizeof n->host_port], *line = NULL;
+	size_t cap = 0, i;
 	FILE *f;
-	char *line = NULL;
-	size_t cap = 0;
-	int host_seen = 0, ok = 0, revoked = 0;
+	int r = -1, c;
 
+	/* OpenSSH compares host names in lower case */
+	for (i = 0; n->host_port[i] && i + 1 < sizeof target; i++)
+		target[i] = (char)tolower((unsigned char)n->host_port[i]);
+	target[i] = '\0';
 	if (!(f = fopen(file, "re"))) {
 		snprintf(n->msg, sizeof n->msg, "cannot read known hosts file '%s': %s",
 		    file, strerror(errno));
 		return -1;
 	}
-	while (getline(&line, &cap, f) > 0) {
-		char *save = NULL, *marker = NULL, *hosts, *type, *k64, *h, *hs;
-		int match = 0, neg = 0;
-		unsigned char *blob;
-		size_t bloblen;
-
-		hosts = strtok_r(line, " \t\r\n", &save);
-		if (!hosts || *hosts == '#')
-			continue;
-		if (*hosts == '@') {
-			marker = hosts;
-			hosts = strtok_r(NULL, " \t\r\n", &save);
-		}
-		type = strtok_r(NULL, " \t\r\n", &save);
-		k64 = strtok_r(NULL, " \t\r\n", &save);
-		if (!hosts || !type || !k64 || (marker && strcmp(marker, "@revoked")))
-			continue;
-		for (h = strtok_r(hosts, ",", &hs); h; h = strtok_r(NULL, ",", &hs)) {
-			if (*h == '!' && host_matches(h + 1, n->host_port))
-				neg = 1;
-			else if (*h != '!' && host_matches(h, n->host_port))
-				match = 1;
-		}
-		if (!match || neg)
-			continue;
-		if (b64_decode(k64, &blob, &bloblen) < 0)
-			continue;
-		if (bloblen == keylen && !memcmp(blob, key, keylen)) {
-			if (marker)
-				revoked = 1;
-			else
-				ok = 1;
-		}
-		if (!marker)
-			host_seen = 1;
-		free(blob);
+	if (libssh2_init(0) != 0 || !(s = libssh2_session_init()) ||
+	    !(k.ok = libssh2_knownhost_init(s)) || !(k.revoked = libssh2_knownhost_init(s))) {
+		snprintf(n->msg, sizeof n->msg, "cannot check the host key of %s: libssh2 failed",
+		    n->host_port);
+		goto out;
 	}
-	free(line);
-	fclose(f);
-	if (revoked) {
+	while (getline(&line, &cap, f) > 0)
+		known_add(&k, s, line, target, key, keylen);
+	if (libssh2_knownhost_checkp(k.revoked, target, -1, key, keylen, type, NULL) ==
+	    LIBSSH2_KNOWNHOST_CHECK_MATCH) {
 		snprintf(n->msg, sizeof n->msg, "the host key of %s is revoked in '%s'", n->host_port, file);
-		return -1;
+		goto out;
 	}
-	if (ok)
-		return 0;
-	if (host_seen)
+	c = libssh2_knownhost_checkp(k.ok, target, -1, key, keylen, type, NULL);
+	if (c == LIBSSH2_KNOWNHOST_CHECK_MATCH)
+		r = 0;
+	else if (c == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
 		snprintf(n->msg, sizeof n->msg,
 		    "the host key of %s has changed: it does not match '%s' (refused)",
 		    n->host_port, file);
 	else
 		snprintf(n->msg, sizeof n->msg,
 		    "unknown host key for %s: not in '%s' (refused)", n->host_port, file);
-	return -1;
+out:
+	free(line);
+	fclose(f);
+	if (k.ok)
+		libssh2_knownhost_free(k.ok);
+	if (k.revoked)
+		libssh2_knownhost_free(k.revoked);
+	if (s)
+		libssh2_session_free(s);
+	return r;
 }
 
 static int
@@ -767,7 +590,7 @@ cert_cb(git_cert *cert, int valid, const char *host, void *payload)
 		snprintf(n->msg, sizeof n->msg, "no host key from %s to check (refused)", n->host_port);
 		return GIT_ECERTIFICATE;
 	}
-	if (check_known_hosts(n, (const unsigned char *)hk->hostkey, hk->hostkey_len) < 0)
+	if (check_known_hosts(n, hk->hostkey, hk->hostkey_len) < 0)
 		return GIT_ECERTIFICATE;
 	return 0;
 }
@@ -853,8 +676,12 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 	n.g = g;
 	n.last_pct = -1;
 	ssh_target(&n, g->url);
-	if (kwh_git_load_cas(g->o->ca_file, is_ssh(g->url), n.msg, sizeof n.msg) < 0)
+	if (g->o->ca_file &&
+	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, g->o->ca_file, NULL) < 0) {
+		snprintf(n.msg, sizeof n.msg, "cannot load the certificate authorities in '%s'",
+		    g->o->ca_file);
 		goto fail;
+	}
 	cb.certificate_check = cert_cb;
 	cb.credentials = cred_cb;
 	cb.transfer_progress = progress_cb;
@@ -916,138 +743,8 @@ report:
 }
 
 /*
- * The fetch helper.
- *
- * kwh-fetch is linked statically: with no dynamic loader at start, a
- * cached read costs a millisecond less (bench/README.md).  A static
- * program must not load shared libraries, and the network side does:
- * libssh2 (lib/ssh2-dl.c) and the resolver's modules.  So the fetch child
- * runs kwh-fetch-net (libexec/kwh-fetch-net.c, dynamically linked, the same
- * net_child), found in $KWH_LIBEXEC or else in ../libexec/kwh from the
- * running program's directory.  The parameters go through a pipe on its
- * fd 3, NUL-terminated strings in the order below ("" for none, "1" for
- * yes), so that the token is never in argv or the environment; the report
- * goes to its fd 4.
- */
-enum {
-	P_URL, P_DIR, P_REF, P_WANT_HEAD, P_FALLBACK, P_DEADLINE, P_SSH_KEY,
-	P_KNOWN_HOSTS, P_SKIP_HOST_KEY_CHECK, P_TOKEN, P_CA_FILE, P_PROGRESS,
-	PARAMS
-};
-#define HELPER "kwh-fetch-net"
-
-static int
-helper_path(struct kwh_buf *b)
-{
-	const char *dir = getenv("KWH_LIBEXEC");
-	char exe[PATH_MAX], *s;
-	ssize_t k;
-
-	if (dir && *dir)
-		return kwh_buf_printf(b, "%s/" HELPER, dir);
-	if ((k = readlink("/proc/self/exe", exe, sizeof exe - 1)) <= 0)
-		return -1;
-	exe[k] = '\0';
-	if ((s = strrchr(exe, '/')))
-		*s = '\0';
-	return kwh_buf_printf(b, "%s/../libexec/kwh/" HELPER, exe);
-}
-
-/* In the child: hands the fetch to the helper, or reports why it cannot. */
-static void
-net_exec(struct kwh_git *g, int fd, const char *ref, int want_head, const char *fallback)
-{
-	const struct kwh_git_opts *o = g->o;
-	struct kwh_buf b = KWH_BUF_INIT, path = KWH_BUF_INIT;
-	char num[32], *argv[] = { HELPER, NULL };
-	const char *v[PARAMS];
-	int q[2], a, c, e, i;
-
-	snprintf(num, sizeof num, "%lld", g->deadline);
-	v[P_URL] = g->url;
-	v[P_DIR] = g->dir;
-	v[P_REF] = ref;
-	v[P_WANT_HEAD] = want_head ? "1" : "";
-	v[P_FALLBACK] = fallback;
-	v[P_DEADLINE] = num;
-	v[P_SSH_KEY] = o->ssh_key;
-	v[P_KNOWN_HOSTS] = o->known_hosts;
-	v[P_SKIP_HOST_KEY_CHECK] = o->skip_host_key_check ? "1" : "";
-	v[P_TOKEN] = o->token;
-	v[P_CA_FILE] = o->ca_file;
-	v[P_PROGRESS] = o->progress ? "1" : "";
-	for (i = 0; i < PARAMS; i++)
-		kwh_buf_add(&b, v[i] ? v[i] : "", strlen(v[i] ? v[i] : "") + 1);
-	/* all of it fits in the pipe, so it is written before the helper runs */
-	errno = E2BIG;
-	if (helper_path(&path) < 0 || !b.data || b.len > 60000 || pipe(q) < 0 ||
-	    kwh_write_all(q[1], b.data, b.len) < 0) {
-		e = errno;
-		kwh_buf_wipe(&b);
-		kwh_buf_printf(&b, "Lcannot start the fetch helper: %s", strerror(e));
-		kwh_write_all(fd, b.data, b.len);
-		_exit(0);
-	}
-	kwh_buf_wipe(&b);
-	close(q[1]);
-	/* copies above 4 first: either end may itself be fd 3 or 4 */
-	a = fcntl(q[0], F_DUPFD, 10);
-	c = fcntl(fd, F_DUPFD, 10);
-	if (a < 0 || c < 0 || dup2(a, 3) < 0 || dup2(c, 4) < 0) {
-		e = errno;
-	} else {
-		execv(path.data, argv);
-		e = errno;
-	}
-	kwh_buf_printf(&b, "Lcannot run the fetch helper '%s': %s (set KWH_LIBEXEC to the "
-	    "directory that holds " HELPER ")", path.data, strerror(e));
-	kwh_write_all(c >= 0 ? c : fd, b.data, b.len);
-	_exit(0);
-}
-
-int
-kwh_git_net_main(int in, int out)
-{
-	static struct kwh_git_opts o;
-	struct kwh_git g;
-	struct kwh_buf b;
-	const char *f[PARAMS], *p, *end;
-	int n = 0, i;
-
-	kwh_buf_init(&b, 1 << 16);
-	if (kwh_buf_read_fd(&b, in) == 0 && b.data)
-		for (p = b.data, end = b.data + b.len; p < end && n < PARAMS; p += strlen(p) + 1)
-			f[n++] = p;
-	close(in);
-	for (i = 0; i < n; i++)
-		if (!*f[i])
-			f[i] = NULL;	/* "" was none */
-	if (n != PARAMS || !f[P_URL] || !f[P_DIR] || !f[P_DEADLINE]) {
-		kwh_write_all(out, "Lthe fetch helper got no parameters", 35);
-		kwh_buf_wipe(&b);
-		return KWH_EXIT_USAGE;
-	}
-	o.ssh_key = f[P_SSH_KEY];
-	o.known_hosts = f[P_KNOWN_HOSTS];
-	o.skip_host_key_check = f[P_SKIP_HOST_KEY_CHECK] != NULL;
-	o.token = f[P_TOKEN];
-	o.ca_file = f[P_CA_FILE];
-	o.progress = f[P_PROGRESS] != NULL;
-	memset(&g, 0, sizeof g);
-	g.o = &o;
-	g.url = (char *)f[P_URL];
-	g.dir = (char *)f[P_DIR];
-	kwh_git_redact_url(g.url, g.shown, sizeof g.shown);
-	g.lockfd = -1;
-	g.deadline = atoll(f[P_DEADLINE]);
-	lib_init();
-	net_child(&g, out, f[P_REF], f[P_WANT_HEAD] != NULL, f[P_FALLBACK]);	/* does not return */
-	return 0;
-}
-
-/*
- * Runs the fetch helper in a child process under the exclusive lock and
- * waits for it until the deadline.  0 (branch, when asked for, in *branch), or
+ * Runs net_child() in a forked child under the exclusive lock and waits
+ * for it until the deadline.  0 (branch, when asked for, in *branch), or
  * EREMOTE / ENOTFOUND / ECACHE with err set.
  */
 static int
@@ -1080,7 +777,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		if (getppid() != parent)
 			_exit(1);
 #endif
-		net_exec(g, p[1], ref, want_head, fallback);
+		net_child(g, p[1], ref, want_head, fallback);
 	}
 	close(p[1]);
 	for (;;) {
@@ -1127,10 +824,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		}
 	} else {
 		seterr(err, errlen, "%.*s", (int)(rep.len - 1), rep.data + 1);
-		r = rep.data[0] == 'N' ? KWH_GIT_ENOTFOUND :
-		    rep.data[0] == 'L' ? KWH_GIT_ECACHE : KWH_GIT_EREMOTE;
-		if (rep.data[0] == 'L')
-			set_marker(g, 0);	/* the helper never ran: nothing changed */
+		r = rep.data[0] == 'N' ? KWH_GIT_ENOTFOUND : KWH_GIT_EREMOTE;
 	}
 	kwh_buf_release(&rep);
 	if (r == 0 || r == KWH_GIT_ENOTFOUND || r == KWH_GIT_EREMOTE) {

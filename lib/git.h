@@ -83,14 +83,6 @@ typedef int (*kwh_git_file_fn)(void *arg, const char *name, const char *data, si
 int kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
     kwh_git_file_fn fn, void *arg, char *err, size_t errlen);
 
-/*
- * The fetch helper's work (libexec/kwh-fetch-net.c; see lib/git.c, "The
- * fetch helper"): reads the parameters a fetch child wrote to fd in,
- * fetches into the cache, writes the report to fd out and exits.  Returns
- * only when the parameters are missing (KWH_EXIT_USAGE, reported on out).
- */
-int kwh_git_net_main(int in, int out);
-
 /* The cache entry's directory name for url ("HASH-suffix.git") into out. */
 void kwh_git_cache_name(const char *url, char *out, size_t n);
 

@@ -3,6 +3,7 @@
  * discovery with its disk cache.  See kube.h. */
 #include "env.h"
 #include "kube.h"
+#include "http.h"
 #include "err.h"
 #include "yaml.h"
 
@@ -39,41 +40,6 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* ---- small helpers -------------------------------------------------- */
-
-int
-kwh_base64_decode(struct kwh_buf *out, const char *s)
-{
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-
-	for (; *s; s++) {
-		int v;
-		char c = *s;
-
-		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (pad)
-			return -1;
-		if (c >= 'A' && c <= 'Z') v = c - 'A';
-		else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9') v = c - '0' + 52;
-		else if (c == '+' || c == '-') v = 62;
-		else if (c == '/' || c == '_') v = 63;
-		else return -1;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (kwh_buf_addc(out, (char)((acc >> bits) & 0xff)) < 0)
-				return -1;
-		}
-	}
-	return pad > 2 ? -1 : 0;
-}
 
 static char *
 xstrdup(const char *s)
@@ -280,7 +246,7 @@ set_data(struct kwh_buf *b, jv o, const char *key, const char *what, char *err, 
 
 	if (!s)
 		return 0;
-	if (kwh_base64_decode(b, s) < 0) {
+	if (kwh_base64_decode(b, s, strlen(s)) < 0) {
 		seterr(err, errlen, "%s: %s is not valid base64", what, key);
 		return -1;
 	}
@@ -501,20 +467,13 @@ load_cache(const char *file)
 	return v;
 }
 
-/* lib/curl-dl.c loads libcurl at its first use; weak, so that a build
- * linked with libcurl itself needs no such step */
-int kwh_curl_load(char *msg, size_t msglen) __attribute__((weak));
-
-/* Sets up libcurl and the client's handle before its first request (a
- * delivery answered earlier, or a client dry run, never loads libcurl).
+/* Sets up libcurl and the client's handle before its first request.
  * Returns 0, or -1 with why in err. */
 static int
 ensure_curl(struct kwh_kube *k, char *err, size_t errlen)
 {
 	if (k->curl)
 		return 0;
-	if (kwh_curl_load && kwh_curl_load(err, errlen) < 0)
-		return -1;
 	if (!curl_ready) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		curl_ready = 1;
@@ -872,27 +831,6 @@ on_header(char *p, size_t sz, size_t n, void *u)
 	return len;
 }
 
-static const char *
-reason(int code)
-{
-	switch (code) {
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "";
-	}
-}
-
 /* The API's Status.message, or a short text. */
 static void
 api_message(jv body, char *out, size_t n)
@@ -911,17 +849,17 @@ kwh_kube_map_error(struct kwh_kube_result *r, const char *what)
 	api_message(r->body, m, sizeof m);
 	if (c == 400 || c == 404 || c == 409 || c == 422) {
 		r->status = 422;
-		seterr(r->msg, sizeof r->msg, "the API server refused %s (%d %s): %s", what, c, reason(c), m);
+		seterr(r->msg, sizeof r->msg, "the API server refused %s (%d %s): %s", what, c, kwh_http_reason(c), m);
 	} else if (c == 401 || c == 403) {
 		r->status = 502;
 		seterr(r->msg, sizeof r->msg, "the API server refused our credentials (%d %s): %s",
-		    c, reason(c), m);
+		    c, kwh_http_reason(c), m);
 	} else if (c == 429 || c >= 500) {
 		r->status = 503;
-		seterr(r->msg, sizeof r->msg, "the API server failed %s (%d %s): %s", what, c, reason(c), m);
+		seterr(r->msg, sizeof r->msg, "the API server failed %s (%d %s): %s", what, c, kwh_http_reason(c), m);
 	} else {
 		r->status = 502;
-		seterr(r->msg, sizeof r->msg, "the API server answered %s with %d %s: %s", what, c, reason(c), m);
+		seterr(r->msg, sizeof r->msg, "the API server answered %s with %d %s: %s", what, c, kwh_http_reason(c), m);
 	}
 }
 
@@ -1104,7 +1042,7 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 				return r->status;
 			}
 			api_message(r->body, errbuf, sizeof errbuf);
-			snprintf(last, sizeof last, "%ld %s: %s", code, reason((int)code), errbuf);
+			snprintf(last, sizeof last, "%ld %s: %s", code, kwh_http_reason((int)code), errbuf);
 		} else {
 			const char *es = *errbuf ? errbuf : curl_easy_strerror(e);
 			r->http = 0;

@@ -44,10 +44,6 @@ int kwh_kube_config_load(struct kwh_kube_config *cfg,
     const struct kwh_kube_source *src, char *err, size_t errlen);
 void kwh_kube_config_release(struct kwh_kube_config *cfg);
 
-/* Decodes base64 (standard alphabet, padding optional, whitespace
- * ignored) and appends it to out.  0, or -1 on bad input. */
-int kwh_base64_decode(struct kwh_buf *out, const char *s);
-
 /* A client: one libcurl handle reused for every request (keep-alive). */
 struct kwh_kube;
 

@@ -1,10 +1,6 @@
 /*
- * HMAC (RFC 2104) over OpenSSL's SHA-256 and SHA-1 block functions.  The
- * EVP interfaces of OpenSSL 3 first build the provider's method store,
- * which costs about 5 million instructions per process -- more than half
- * of kwh-verify's whole run on a typical delivery -- for the same hashes.
+ * sig.c — webhook secrets, HMAC signatures (OpenSSL) and delivery ids.
  */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include "sig.h"
 
 #include <errno.h>
@@ -13,6 +9,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 int
@@ -79,75 +77,26 @@ prefix_of(enum kwh_sig_alg alg, size_t *len)
 	return alg == KWH_SIG_SHA1 ? "sha1=" : "sha256=";
 }
 
-/* One hash context of either kind, so that HMAC is written once. */
-struct hash {
-	enum kwh_sig_alg alg;
-	union { SHA256_CTX s256; SHA_CTX s1; } u;
-};
-
-static void
-hash_init(struct hash *h, enum kwh_sig_alg alg)
-{
-	h->alg = alg;
-	if (alg == KWH_SIG_SHA1)
-		SHA1_Init(&h->u.s1);
-	else
-		SHA256_Init(&h->u.s256);
-}
-
-static void
-hash_update(struct hash *h, const void *p, size_t n)
-{
-	if (h->alg == KWH_SIG_SHA1)
-		SHA1_Update(&h->u.s1, p, n);
-	else
-		SHA256_Update(&h->u.s256, p, n);
-}
-
-static void
-hash_final(struct hash *h, unsigned char *out)
-{
-	if (h->alg == KWH_SIG_SHA1)
-		SHA1_Final(out, &h->u.s1);
-	else
-		SHA256_Final(out, &h->u.s256);
-}
-
-/* HMAC(key, data) into out: H((K ^ opad) || H((K ^ ipad) || data)). */
+/* HMAC(key, data) into out, with OpenSSL's one-shot HMAC(). */
 static int
 mac(unsigned char *out, enum kwh_sig_alg alg, const void *key, size_t keylen,
     const void *data, size_t n)
 {
-	unsigned char k[64], pad[64], inner[MAC_MAX];
-	struct hash h;
-	size_t len, i;
+	static const unsigned char none[1];
+	unsigned int outlen = 0;
+	size_t len;
 
 	prefix_of(alg, &len);
-	memset(k, 0, sizeof k);
-	if (keylen > sizeof k) {
-		hash_init(&h, alg);
-		hash_update(&h, key, keylen);
-		hash_final(&h, k);
-	} else if (keylen) {
-		memcpy(k, key, keylen);
-	}
-	for (i = 0; i < sizeof pad; i++)
-		pad[i] = k[i] ^ 0x36;
-	hash_init(&h, alg);
-	hash_update(&h, pad, sizeof pad);
-	hash_update(&h, data, n);
-	hash_final(&h, inner);
-	for (i = 0; i < sizeof pad; i++)
-		pad[i] = k[i] ^ 0x5c;
-	hash_init(&h, alg);
-	hash_update(&h, pad, sizeof pad);
-	hash_update(&h, inner, len);
-	hash_final(&h, out);
-	explicit_bzero(k, sizeof k);
-	explicit_bzero(pad, sizeof pad);
-	explicit_bzero(inner, sizeof inner);
-	explicit_bzero(&h, sizeof h);
+	if (!HMAC(alg == KWH_SIG_SHA1 ? EVP_sha1() : EVP_sha256(), keylen ? key : none,
+	    (int)keylen, data ? data : none, n, out, &outlen) || outlen != len)
+		return -1;
 	return 0;
+}
+
+void
+kwh_sha256(const void *data, size_t n, unsigned char md[32])
+{
+	SHA256(data, n, md);
 }
 
 int
@@ -220,8 +169,6 @@ kwh_uuid4(char out[37])
 {
 	unsigned char r[16];
 
-	/* getrandom, not RAND_bytes: that one call linked OpenSSL's whole
-	 * provider and DRBG framework into every tool that uses this file */
 	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
 		return -1;
 	r[6] = (r[6] & 0x0f) | 0x40;

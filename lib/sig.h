@@ -22,7 +22,7 @@ int kwh_secrets_add(struct kwh_secrets *s, const char *secret, size_t n);
 /* Overwrites and frees every secret. */
 void kwh_secrets_wipe(struct kwh_secrets *s);
 
-/* SHA-256 of data[0..n) into md (32 bytes); lib/sha256.c. */
+/* SHA-256 of data[0..n) into md (32 bytes). */
 void kwh_sha256(const void *data, size_t n, unsigned char md[32]);
 
 enum kwh_sig_alg { KWH_SIG_SHA256, KWH_SIG_SHA1 };

@@ -31,6 +31,7 @@
  * kubectl picks one at random, kwh the later one. */
 #define KWH_YAML_LIBYAML
 #include <yaml.h>
+#include "buf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -362,55 +363,6 @@ tag_kind(const char *tag)
 	return -1;
 }
 
-/* Go's base64.StdEncoding.DecodeString, which skips CR and LF. */
-static int
-base64_decode(const char *s, size_t n, char **out, size_t *outlen)
-{
-	static const char al[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *o = malloc(n / 4 * 3 + 3), q[4];
-	size_t k = 0, m = 0, i;
-	int pad = 0;
-
-	if (!o)
-		return -1;
-	for (i = 0; i < n; i++) {
-		const char *p;
-		if (s[i] == '\r' || s[i] == '\n')
-			continue;
-		if (pad && s[i] != '=')
-			goto bad;
-		if (s[i] == '=') {
-			if (k < 2)
-				goto bad;
-			pad++;
-			q[k++] = 0;
-		} else {
-			if (!(p = memchr(al, s[i], 64)) || !s[i])
-				goto bad;
-			q[k++] = (char)(p - al);
-		}
-		if (k == 4) {
-			o[m++] = (char)(q[0] << 2 | q[1] >> 4);
-			if (pad < 2)
-				o[m++] = (char)(q[1] << 4 | q[2] >> 2);
-			if (pad < 1)
-				o[m++] = (char)(q[2] << 6 | q[3]);
-			k = 0;
-			if (pad)
-				pad = 3;	/* nothing may follow */
-		}
-	}
-	if (k != 0)
-		goto bad;
-	*out = o;
-	*outlen = m;
-	return 0;
-bad:
-	free(o);
-	return -2;
-}
-
 /* Resolves a scalar event into *s and, for strings, *str. */
 static int
 resolve(struct conv *c, const yaml_event_t *ev, struct scal *s, jv *str)
@@ -427,17 +379,16 @@ resolve(struct conv *c, const yaml_event_t *ev, struct scal *s, jv *str)
 	if (!tag && !ev->data.scalar.plain_implicit)
 		goto str;
 	if (tag && strcmp(tag, TAG_PFX "binary") == 0) {
-		char *b;
-		size_t bn;
-		int rc = base64_decode(in, n, &b, &bn);
+		struct kwh_buf b = KWH_BUF_INIT;
+		int rc = kwh_base64_decode(&b, in, n);
 		if (rc == -1)
 			return FAILM(c, KWH_YAML_ENOMEM, ev->start_mark,
 					"out of memory");
 		if (rc < 0)
 			return FAILM(c, KWH_YAML_EINVALID, ev->start_mark,
 					"!!binary value contains invalid base64 data");
-		*str = jv_string_sized(b, (int)bn);
-		free(b);
+		*str = jv_string_sized(b.data ? b.data : "", (int)b.len);
+		kwh_buf_release(&b);
 		return 0;
 	}
 	if ((tk = tag_kind(tag)) < 0)

@@ -87,21 +87,3 @@ $URL"
 	assert_failure 1
 	assert_output --partial "unknown host key for [127.0.0.1]:$SSHD_PORT"
 }
-
-@test "ssh://: libssh2 is loaded only for an SSH fetch, and a missing one is named" {
-	# a libssh2.so.1 that cannot be loaded, found first
-	mkdir "$TMP/lib"
-	: > "$TMP/lib/libssh2.so.1"
-	LD_LIBRARY_PATH=$TMP/lib run --separate-stderr kwh-fetch --cache "$CACHE" --ssh-key "$SSH_KEY" \
-	    --known-hosts "$KNOWN_HOSTS" < "$TMP/in"
-	assert_failure 1
-	assert_equal "$(jq -r '.response.status' <<< "$output")" 502
-	assert_output --partial "cannot load libssh2.so.1, which SSH remotes need"
-	# fetched with the real one, then read from the cache without it
-	run --separate-stderr kwh-fetch --cache "$CACHE" --ssh-key "$SSH_KEY" --known-hosts "$KNOWN_HOSTS" < "$TMP/in"
-	assert_success
-	LD_LIBRARY_PATH=$TMP/lib run --separate-stderr kwh-fetch --cache "$CACHE" --ssh-key "$SSH_KEY" \
-	    --known-hosts "$KNOWN_HOSTS" < "$TMP/in"
-	assert_success
-	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output")" two
-}

@@ -156,28 +156,3 @@ teardown() {
 	assert_success
 	apiserver_requests | jq -e '[.[] | select(.method == "GET") | .status] == [500, 500, 200]'
 }
-
-@test "libcurl is loaded only to send a request; when it cannot be loaded: 500 naming it, nothing sent" {
-	# a libcurl.so.4 that cannot be loaded, found first
-	mkdir "$TMP/lib"
-	: >"$TMP/lib/libcurl.so.4"
-	# an envelope already answered passes through, and a client dry run
-	# works, without it
-	jq -c '. + {response: {status: 401, message: "no", stage: "kwh-verify"}}' "$TMP/in" >"$TMP/answered"
-	LD_LIBRARY_PATH=$TMP/lib run --separate-stderr kwh_apply --log none <"$TMP/answered"
-	assert_success
-	echo "$output" | jq -e '.response.status == 401 and .response.stage == "kwh-verify"'
-	LD_LIBRARY_PATH=$TMP/lib run --separate-stderr kwh-apply --dry-run=client --log none <"$TMP/in"
-	assert_success
-	echo "$output" | jq -e '.results[0].action == "dry-run"'
-	# a request needs it
-	LD_LIBRARY_PATH=$TMP/lib run --separate-stderr kwh_apply --log none <"$TMP/in"
-	assert_failure 1
-	echo "$output" | jq -e '.response.status == 500' || { echo "$output"; return 1; }
-	echo "$output" | jq -r .response.message | grep -F 'cannot load libcurl.so.4'
-	apiserver_requests | jq -e 'length == 0'
-	# and with the real one, the same delivery goes through
-	run --separate-stderr kwh_apply --log none <"$TMP/in"
-	assert_success
-	echo "$output" | jq -e '.results[0].action == "created"'
-}

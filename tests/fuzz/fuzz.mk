@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR      = tests/fuzz
 FUZZ_ALL      = $(patsubst $(FUZZ_DIR)/fuzz_%.c,%,$(wildcard $(FUZZ_DIR)/fuzz_*.c))
 FUZZ_TARGETS ?= $(FUZZ_ALL)
-FUZZ_PKGS     = libgit2 libcurl openssl yaml-0.1
+FUZZ_PKGS     = libgit2 libssh2 libcurl libcrypto yaml-0.1
 FUZZ_DEPCFLAGS := $(shell $(or $(PKG_CONFIG),pkg-config) --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_DEPLIBS   := $(shell $(or $(PKG_CONFIG),pkg-config) --libs $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -27,10 +27,7 @@ FUZZ_KNOWN   ?= -DKWH_FUZZ_KNOWN
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -DKWH_VERSION='"fuzz"' -Wall -Wextra \
 	-Wno-unused-parameter -Ilib $(FUZZ_DEPCFLAGS) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) $(FUZZ_KNOWN)
 FUZZ_LIBS     = $(FUZZ_DEPLIBS) -ljq -lhttp_parser -lm
-# lib/jv.c stands in for libjq's value API in the stages that run no jq
-# program; the other targets link libjq, so it stays out of their library
-# and fuzz_jv links it alone.
-FUZZ_LIB_SRC  = $(filter-out lib/jv.c,$(wildcard lib/*.c))
+FUZZ_LIB_SRC  = $(wildcard lib/*.c)
 FUZZ_LIB_OBJ  = $(FUZZ_LIB_SRC:lib/%.c=$(FUZZ_O)/lib/%.o)
 FUZZ_BINS     = $(FUZZ_ALL:%=$(FUZZ_O)/fuzz_%)
 FUZZ_RUNFLAGS = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
@@ -43,9 +40,6 @@ $(FUZZ_O)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 $(FUZZ_O)/libkwh-fuzz.a: $(FUZZ_LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(FUZZ_LIB_OBJ)
-
-$(FUZZ_O)/fuzz_jv: $(FUZZ_DIR)/fuzz_jv.c $(FUZZ_DIR)/fuzz.h $(FUZZ_O)/lib/jv.o
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/lib/jv.o -lm
 
 $(FUZZ_O)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h $(FUZZ_O)/libkwh-fuzz.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/libkwh-fuzz.a $(FUZZ_LIBS)
