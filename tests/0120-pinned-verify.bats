@@ -76,3 +76,56 @@ secret_by() {
 		done
 	done
 }
+
+# openssl_hmac ALG KEYFILE BODYFILE: hex HMAC by the openssl CLI, the key
+# being the file's bytes (the test's secrets hold no NUL and do not end
+# in a newline, so a shell variable carries them whole).
+openssl_hmac() {
+	local key
+	key=$(cat "$2")
+	openssl dgst "-$1" -hmac "$key" -r <"$3" | cut -d' ' -f1
+}
+
+# secret_of_len N FILE: a random secret of N bytes (no NUL; a LF inside
+# when N > 2, bytes over 0x7f; not ending in CR or LF) written to FILE as
+# kwh-verify(1) reads it: the secret and one trailing LF, which is not part
+# of it.  FILE.key holds the bare secret.
+secret_of_len() {
+	python3 - "$1" "$2" <<-'EOP'
+	import os, sys
+	n, f = int(sys.argv[1]), sys.argv[2]
+	b = bytearray(x or 1 for x in os.urandom(n))
+	if n > 2:
+	    b[n // 2] = 0x0a
+	    b[1] = 0xe9
+	if b[-1] in (0x0a, 0x0d):
+	    b[-1] = 0x41
+	open(f + ".key", "wb").write(b)
+	open(f, "wb").write(b + b"\n")
+	EOP
+	chmod 600 "$2"
+	[ "$(wc -c <"$2.key")" -eq "$1" ]
+}
+
+@test "HMAC-SHA256 (and SHA-1) agree with openssl for secrets of 1, 63, 64, 65 and 200 bytes" {
+	for n in 1 63 64 65 200; do
+		secret_of_len "$n" "$TMP/s$n"
+		want=$(openssl_hmac sha256 "$TMP/s$n.key" "$PING")
+		[[ "$want" =~ ^[0-9a-f]{64}$ ]]
+		# openssl signs, kwh-verify accepts
+		request "$PING" "sha256=$want" "d-$n"
+		verify_and_respond "$TMP/req" --secret-file "$TMP/s$n"
+		assert_equal "$n:$STATUS" "$n:200"
+		assert_equal "$(jq -r .verified "$TMP/env")" sha256
+		# kwh-sign writes what openssl computes, for both headers
+		kwh-sign --secret-file "$TMP/s$n" "$PING" | tr -d '\r' >"$TMP/signed"
+		assert_equal "$n:$(sed -n 's/^X-Hub-Signature-256: //p' "$TMP/signed")" "$n:sha256=$want"
+		assert_equal "$n:$(sed -n 's/^X-Hub-Signature: //p' "$TMP/signed")" \
+			"$n:sha1=$(openssl_hmac sha1 "$TMP/s$n.key" "$PING")"
+	done
+	# The secrets differ by length only in what is compared: a 64-byte
+	# secret's signature is no 65-byte one's.
+	request "$PING" "sha256=$(openssl_hmac sha256 "$TMP/s64.key" "$PING")"
+	verify_and_respond "$TMP/req" --secret-file "$TMP/s65"
+	assert_equal "$STATUS" 401
+}
