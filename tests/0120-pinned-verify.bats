@@ -129,3 +129,20 @@ secret_of_len() {
 	verify_and_respond "$TMP/req" --secret-file "$TMP/s65"
 	assert_equal "$STATUS" 401
 }
+
+@test "a signature with more hex digits after the 64 is 401" {
+	good=$(sig_of "$PING" "$TMP/secret")
+	request "$PING" "$good"
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+	assert_equal "$STATUS" 200
+	for extra in 0 a "${good#sha256=}"; do
+		request "$PING" "$good$extra"
+		verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+		assert_equal "$extra:$STATUS:$VERIFY_RC" "$extra:401:1"
+		jq -e '.response.status == 401 and (has("payload") | not)' "$TMP/env"
+	done
+	# and one digit short
+	request "$PING" "${good%?}"
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+	assert_equal "$STATUS" 401
+}
