@@ -146,3 +146,19 @@ secret_of_len() {
 	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
 	assert_equal "$STATUS" 401
 }
+
+@test "a delivery id of 128 characters passes, 129 is 400" {
+	id=$(printf 'Ab9_-%.0s' $(seq 1 26))	# 130 of [A-Za-z0-9_-]
+	for n in 1 127 128; do
+		request "$PING" "$(sig_of "$PING" "$TMP/secret")" "${id:0:n}"
+		verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+		assert_equal "$n:$STATUS:$VERIFY_RC" "$n:200:0"
+		assert_equal "$(jq -r .delivery "$TMP/env")" "${id:0:n}"
+	done
+	for n in 129 130; do
+		request "$PING" "$(sig_of "$PING" "$TMP/secret")" "${id:0:n}"
+		verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+		assert_equal "$n:$STATUS:$VERIFY_RC" "$n:400:1"
+		jq -e '.response.status == 400 and (has("payload") | not)' "$TMP/env"
+	done
+}
