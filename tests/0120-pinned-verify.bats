@@ -162,3 +162,26 @@ secret_of_len() {
 		jq -e '.response.status == 400 and (has("payload") | not)' "$TMP/env"
 	done
 }
+
+@test "UTF-8-encoded surrogates in a signed body are 400; their neighbours pass" {
+	# bytes  -> code point: ED A0 80 U+D800, ED BF BF U+DFFF, a CESU-8 pair
+	# for U+1F600, and in a key; ED 9F BF U+D7FF and EE 80 80 U+E000 are fine.
+	for b in '\xed\xa0\x80' '\xed\xbf\xbf' '\xed\xa0\xbd\xed\xb8\x80' 'KEY\xed\xb0\x80'; do
+		case $b in
+		KEY*) printf "{\"${b#KEY}\":1}" >"$TMP/body" ;;
+		*) printf "{\"a\":\"x$b\"}" >"$TMP/body" ;;
+		esac
+		request "$TMP/body" "$(sig_of "$TMP/body" "$TMP/secret")"
+		verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+		assert_equal "$b:$STATUS:$VERIFY_RC" "$b:400:1"
+		jq -e '.response.status == 400 and (has("payload") | not)' "$TMP/env"
+	done
+	for b in '\xed\x9f\xbf' '\xee\x80\x80' '\xf0\x9f\x98\x80'; do
+		printf "{\"a\":\"x$b\"}" >"$TMP/body"
+		request "$TMP/body" "$(sig_of "$TMP/body" "$TMP/secret")"
+		verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+		assert_equal "$b:$STATUS" "$b:200"
+		# the payload is the body, byte for byte
+		jq -j .payload.a "$TMP/env" | cmp - <(printf "x$b")
+	done
+}
