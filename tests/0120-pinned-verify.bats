@@ -185,3 +185,52 @@ secret_of_len() {
 		jq -j .payload.a "$TMP/env" | cmp - <(printf "x$b")
 	done
 }
+
+# counted REQUESTFILE: what --max-header-bytes limits (lib/http.c counts
+# the request target, each header's name and each value, not the method,
+# version, separators or line ends).
+counted() {
+	sed '/^\r$/q' "$1" | tr -d '\r' | awk '
+		NR == 1 { n += length($2); next }
+		/^$/ { next }
+		{ i = index($0, ":"); v = substr($0, i + 1); sub(/^[ \t]+/, "", v); n += (i - 1) + length(v) }
+		END { print n }'
+}
+
+# padded_request TOTAL: a signed ping whose counted header bytes are
+# exactly TOTAL, by an X-Pad header, to $TMP/req.
+padded_request() {
+	local sig base
+	sig=$(sig_of "$PING" "$TMP/secret")
+	request "$PING" "$sig" d1 $'X-Pad: \r\n'
+	base=$(counted "$TMP/req")
+	[ "$1" -gt "$base" ]
+	request "$PING" "$sig" d1 "X-Pad: $(head -c $(($1 - base)) /dev/zero | tr '\0' p)"$'\r\n'
+	assert_equal "$(counted "$TMP/req")" "$1"
+}
+
+@test "the header-size limit: exactly at it passes, one byte over is 431" {
+	# the default, 32k (kwh-verify(1))
+	padded_request 32768
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+	assert_equal "$STATUS" 200
+	[ "$(jq -r '.headers["x-pad"] | length' "$TMP/env")" -gt 30000 ]
+	handle_status --secret-file "$TMP/secret"
+	assert_equal "$STATUS" 200
+	padded_request 32769
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+	assert_equal "$STATUS:$VERIFY_RC" 431:1
+	handle_status --secret-file "$TMP/secret"
+	assert_equal "$STATUS:$HANDLE_RC" 431:1
+	# and one given with --max-header-bytes
+	padded_request 1000
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret" --max-header-bytes 1000
+	assert_equal "$STATUS" 200
+	handle_status --secret-file "$TMP/secret" --max-header-bytes 1000
+	assert_equal "$STATUS" 200
+	padded_request 1001
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret" --max-header-bytes 1000
+	assert_equal "$STATUS" 431
+	handle_status --secret-file "$TMP/secret" --max-header-bytes 1000
+	assert_equal "$STATUS" 431
+}
