@@ -71,3 +71,40 @@ apply_with() {
 	echo "$output" | jq -e '(.response | not) and .results[0].action == "created"' || { echo "$output"; return 1; }
 	apiserver_objects | jq -e 'length == 1 and .[0].kind == "Workflow"'
 }
+
+# dedupe_apply: kwh-apply --dedupe of $TMP/in against the test server.
+dedupe_apply() {
+	run --separate-stderr kwh_apply --dedupe --deadline 5 --log none <"$TMP/in"
+}
+
+@test "--dedupe: a 409 whose reason is not AlreadyExists is an error, not an existing object" {
+	apiserver_start
+	conflict='{"status":409,"method":"POST","path":"/apis/argoproj.io/"}'
+	# Nothing there yet: the Conflict is refused, nothing created.
+	apiserver_fault "$conflict"
+	dedupe_apply
+	assert_failure 1
+	echo "$output" | jq -e '.response.status == 422 and .response.stage == "kwh-apply" and
+		([.results[]? | select(.action == "exists" or .action == "created")] | length == 0)' ||
+		{ echo "$output"; return 1; }
+	apiserver_requests | jq -e '[.[] | select(.method == "POST")] | length == 1 and
+		.[0].status == 409 and .[0].fault != null'
+	apiserver_objects | jq -e 'length == 0'
+	# The delivery's object created, then the same delivery again
+	# answered 409 Conflict: still an error, although the object exists.
+	dedupe_apply
+	assert_success
+	name=$(echo "$output" | jq -r '.results[0] | select(.action == "created") | .name')
+	[ -n "$name" ]
+	apiserver_fault "$conflict"
+	dedupe_apply
+	assert_failure 1
+	echo "$output" | jq -e '.response.status == 422 and
+		([.results[]? | select(.action == "exists")] | length == 0)' || { echo "$output"; return 1; }
+	# Control: without the fault the redelivery finds its object (exists).
+	dedupe_apply
+	assert_success
+	echo "$output" | jq -e --arg n "$name" '(.response | not) and .results[0].action == "exists" and
+		.results[0].name == $n' || { echo "$output"; return 1; }
+	apiserver_objects | jq -e 'length == 1'
+}
