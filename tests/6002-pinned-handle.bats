@@ -45,7 +45,7 @@ workflows() {
 	# Redelivered: 2xx, naming the object that is there, nothing new.
 	handle d-dup-1 --dedupe
 	assert_equal "$HANDLE_RC" 0
-	[ "$STATUS" -ge 200 ] && [ "$STATUS" -le 299 ]
+	(( STATUS >= 200 && STATUS <= 299 ))
 	jq -e --arg n "$name" --arg u "$uid" '.results | length == 1 and .[0].action == "exists" and
 		.[0].name == $n and .[0].uid == $u and .[0].kind == "Workflow" and .[0].namespace == "ci"' <<<"$BODY"
 	workflows | jq -e 'length == 1'
