@@ -73,7 +73,8 @@ check: deps
 # Benchmarks, side by side with the reference tools; figures in
 # bench/README.md.  Bounded: each script runs a fixed number of times.
 BENCHES ?= verify annotate fetch apply peers
-bench: deps
+bench:
+	@KWH_DEPS=bench sh share/kwh/install-deps
 	$(MAKE) all
 	for b in $(BENCHES); do echo "== bench/$$b.sh"; sh -c "bench/$$b.sh" || exit 1; echo; done
 

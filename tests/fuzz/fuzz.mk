@@ -44,7 +44,12 @@ $(FUZZ_O)/libkwh-fuzz.a: $(FUZZ_LIB_OBJ)
 $(FUZZ_O)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h $(FUZZ_O)/libkwh-fuzz.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_O)/libkwh-fuzz.a $(FUZZ_LIBS)
 
-fuzz-build: $(FUZZ_BINS)
+# clang and its runtime (libFuzzer), which make check does not need.
+fuzz-deps:
+	@KWH_DEPS=fuzz sh share/kwh/install-deps
+
+fuzz-build: fuzz-deps
+	$(MAKE) $(FUZZ_BINS)
 
 # One target at a time (the fuzzers are single-process); a summary line
 # per target from its log in $(FUZZ_O)/logs/T.log.
@@ -70,4 +75,4 @@ fuzz: fuzz-build
 fuzz-clean:
 	rm -rf $(FUZZ_O)
 
-.PHONY: fuzz fuzz-build fuzz-clean
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-clean
