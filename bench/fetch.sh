@@ -9,8 +9,10 @@
 #          vs  git fetch of the same ref into a bare copy of that cache
 #   clone: kwh-fetch's first fetch into an empty cache  vs  git clone --bare
 # and prints the times and the ratios kwh/git (median per run for the read,
-# mean of FETCH_RUNS for fetch and clone).  Targets (issue 4): read
-# under 5 ms per run and at most 1.5x; fetch and clone at most 1.5x.
+# mean of FETCH_RUNS for fetch and clone).  The per-process target of
+# issue 4 (a read under 5 ms) was withdrawn by issue 14: a one-shot read
+# pays libgit2's start-up, certificate bundle included; the resident server
+# does not.
 #
 # Environment: KWH_BIN (default: bin/ of this tree), COMMITS, RUNS (read,
 # default 100), FETCH_RUNS (fetch and clone, default 5).  Every command runs

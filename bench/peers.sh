@@ -4,7 +4,7 @@
 # (tests/k8s-apiserver) and a local git daemon, at concurrency 1 and 8,
 # driven by ab(1) with correctly signed POSTs of an 8 KB push delivery:
 #   1. the kwh chain behind socat vs adnanh/webhook running bench/peers/
-#      deploy.sh (webhook's HMAC rule, git, kubectl.1.32 create -f): target
+#      deploy.sh (webhook's HMAC rule, git, kubectl create -f): target
 #      at least 30x the requests per second;
 #   2. the chain's p50 vs the floor: five pipeline elements behind socat
 #      (`{ head -c 1; cat fixed; } | cat | cat | cat | cat`: the first reads
@@ -43,7 +43,7 @@ n_script=${2:-40}
 [ "$n_kwh" -ge 8 ] && [ "$n_script" -ge 8 ] || { echo "peers.sh: at least 8 requests (concurrency 8)" >&2; exit 100; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 KWH_BIN=${KWH_BIN:-$top/bin}
-KUBECTL=${KUBECTL:-/usr/lib/google-cloud-sdk/bin/kubectl.1.32}
+KUBECTL=${KUBECTL:-$(command -v kubectl || echo kubectl)}
 WEBHOOK=${WEBHOOK:-/usr/bin/webhook}
 for t in ab socat git "$WEBHOOK" "$KUBECTL" jq; do
 	command -v "$t" >/dev/null || { echo "peers.sh: $t is missing" >&2; exit 111; }
