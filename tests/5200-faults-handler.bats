@@ -307,7 +307,9 @@ tmpfs_full() {
 	MOUNTS+=("$1")
 	dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null || true
 	# the premise: not one more block fits
-	! dd if=/dev/zero of="$1/probe" bs=4k count=1 2>/dev/null
+	if dd if=/dev/zero of="$1/probe" bs=4k count=1 2>/dev/null; then
+		fail "tmpfs_full: a block still fits in $1"
+	fi
 	rm -f "$1/probe"
 }
 
