@@ -214,7 +214,7 @@ replay_chain() {
 	apiserver_requests | jq -e 'map(select(.method != "GET")) | length == 0'
 	spooled d-gitslow
 	# no fetch process is left behind
-	! pgrep -f "127.0.0.1:$SILENT_PORT" >/dev/null
+	run -1 pgrep -f "127.0.0.1:$SILENT_PORT"
 }
 
 @test "git server killed mid-fetch: 502, spooled, no half repository; the next delivery fetches afresh" {
