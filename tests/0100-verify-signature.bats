@@ -95,8 +95,9 @@ raw_request() { # BODY SIG256
 	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
 	assert_equal "$STATUS" 401
 	want=$(sig_of "$FIXTURES/github/push-payload.json" "$TMP/secret")
-	! grep -qF "${want#sha256=}" "$TMP/resp" "$TMP/env" "$TMP/log"
-	! grep -qF s3cr3t-for-tests "$TMP/resp" "$TMP/env" "$TMP/log"
+	# grep's 1: all three files read, and neither string in any of them
+	run -1 grep -F "${want#sha256=}" "$TMP/resp" "$TMP/env" "$TMP/log"
+	run -1 grep -F s3cr3t-for-tests "$TMP/resp" "$TMP/env" "$TMP/log"
 }
 
 @test "a missing signature header is named" {
@@ -171,6 +172,6 @@ raw_request() { # BODY SIG256
 @test "secrets never appear in argv, stdout or logs" {
 	kwh-sign --secret-file "$TMP/secret" "$FIXTURES/github/push-payload.json" > "$TMP/req"
 	WEBHOOK_SECRET=env-secret-value kwh-verify --secret-file "$TMP/secret" --log "$TMP/logfile" < "$TMP/req" > "$TMP/env"
-	! grep -qF -e s3cr3t-for-tests -e env-secret-value "$TMP/env" "$TMP/logfile"
+	run -1 grep -F -e s3cr3t-for-tests -e env-secret-value "$TMP/env" "$TMP/logfile"
 	grep -q 'msg="verified sha256' "$TMP/logfile"
 }

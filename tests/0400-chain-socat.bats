@@ -59,9 +59,12 @@ post() {
 
 @test "Expect: 100-continue is answered on the socket" {
 	python3 -c 'import json; print(json.dumps({"ref":"refs/heads/main","blob":"x"*2000000}))' > "$TMP/big"
-	post "$TMP/big" -v -H 'Expect: 100-continue' --expect100-timeout 30 2> "$TMP/curl.err"
+	post "$TMP/big" -D "$TMP/heads" -H 'Expect: 100-continue' --expect100-timeout 30
 	assert_equal "$CODE" 200
-	grep -q '< HTTP/1.1 100 Continue' "$TMP/curl.err"
+	# the headers as received: the interim 100, then the final answer
+	run -0 grep -c '^HTTP/' "$TMP/heads"
+	assert_output 2
+	assert_equal "$(head -n 1 "$TMP/heads")" $'HTTP/1.1 100 Continue\r'
 }
 
 @test "kwh-sign's bytes sent with socat get the same answer" {

@@ -56,7 +56,7 @@ $URL"
 	refute_output --partial "$TOKEN"
 	[[ "$stderr" != *"$TOKEN"* ]]
 	grep -q 'objects from' "$TMP/log"
-	! grep -rq "$TOKEN" "$TMP/log" "$CACHE"
+	run -1 grep -r "$TOKEN" "$TMP/log" "$CACHE"
 }
 
 @test "http://: an empty token file stops kwh-fetch at start-up naming the file" {

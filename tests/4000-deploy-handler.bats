@@ -261,9 +261,13 @@ $TMP/environs:0"
 	grep -q 'prog=kwh-handler level=error.*KWH_NAMESAPCE' "$TMP/log"
 	deploy_env KWH_DEDUPE=maybe
 	run handler
+	assert_equal "$status" 111
+	one_http_response "$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 503
 	http_body "$TMP/out" | jq -e '.message | test("KWH_DEDUPE must be yes or no")'
 	KWH_ENV_FILE=$TMP/nonexistent run handler
+	assert_equal "$status" 111
+	one_http_response "$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 503
 	http_body "$TMP/out" | jq -e '.message | test("cannot read the environment file")'
 }

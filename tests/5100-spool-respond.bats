@@ -96,11 +96,19 @@ apply_503() {
 	assert_equal "$STATUS" 503
 	echo "$BODY" | jq -e '.message == "down" and (has("spooled") | not)'
 	respond_spool '{"kwh":1,"delivery":"u2","verified":"","response":{"status":503,"message":"down"}}'
+	assert_equal "$STATUS" 503
+	echo "$BODY" | jq -e 'has("spooled") | not'
 	respond_spool '{"kwh":1,"delivery":"u3","verified":null,"response":{"status":503,"message":"down"}}'
-	# nor kwh-respond's own 500s (empty input, not JSON)
-	kwh-respond --spool "$TMP/spool" </dev/null >"$TMP/resp" 2>/dev/null || true
-	echo 'not json' | kwh-respond --spool "$TMP/spool" >"$TMP/resp" 2>/dev/null || true
-	assert_equal "$(http_status "$TMP/resp")" 500
+	assert_equal "$STATUS" 503
+	echo "$BODY" | jq -e 'has("spooled") | not'
+	# nor kwh-respond's own 500s (empty input, not JSON): each answer checked
+	kwh-respond --spool "$TMP/spool" </dev/null >"$TMP/resp" 2>"$TMP/log" && RC=0 || RC=$?
+	STATUS=$(http_status "$TMP/resp") BODY=$(http_body "$TMP/resp")
+	assert_equal "$STATUS" 500
+	echo "$BODY" | jq -e '(.message | startswith("no envelope")) and (has("spooled") | not)'
+	respond_spool 'not json'
+	assert_equal "$STATUS" 500
+	echo "$BODY" | jq -e '(.message | test("not JSON")) and (has("spooled") | not)'
 	[ -z "$(ls -A "$TMP/spool")" ]
 }
 

@@ -214,7 +214,7 @@ replay_chain() {
 	apiserver_requests | jq -e 'map(select(.method != "GET")) | length == 0'
 	spooled d-gitslow
 	# no fetch process is left behind
-	! pgrep -f "127.0.0.1:$SILENT_PORT" >/dev/null
+	run -1 pgrep -f "127.0.0.1:$SILENT_PORT"
 }
 
 @test "git server killed mid-fetch: 502, spooled, no half repository; the next delivery fetches afresh" {
@@ -272,6 +272,23 @@ as_nobody_paths() {
 	chmod o+r "$APISERVER_DIR/kubeconfig" "$APISERVER_DIR/ca.crt"
 }
 
+# nobody_tree: copies what user 65534 runs (the handler H, the programs
+# of KWH_BIN and the fetch helper beside them) into $TMP/nobody, readable
+# by all, and points H and NOBODY_BIN at the copies: the checkout may sit
+# under a home that only root can enter (CI clones to /root/kwh).
+nobody_tree() {
+	local t=$TMP/nobody f
+	mkdir -p "$t/bin" "$t/libexec/kwh" "$t/share/kwh"
+	for f in "$KWH_BIN"/kwh-*; do
+		[[ $f == *.c ]] || cp "$f" "$t/bin/"
+	done
+	cp "$KWH_BIN/../libexec/kwh/kwh-fetch-net" "$t/libexec/kwh/"
+	cp "$H" "$t/share/kwh/kwh-handler"
+	chmod -R a+rX "$t"
+	H=$t/share/kwh/kwh-handler
+	NOBODY_BIN=$t/bin
+}
+
 @test "cache directory unwritable (not root): 500 saying so, logged, spooled, nothing created" {
 	need_chain
 	command -v setpriv >/dev/null || skip "no setpriv"
@@ -279,6 +296,7 @@ as_nobody_paths() {
 	apiserver_start
 	scene
 	as_nobody_paths
+	nobody_tree
 	chmod o+r "$TMP/kwh.env" "$TMP/push.json"
 	chown 65534:65534 "$TMP/secret" "$TMP/spool" "$TMP/log" 2>/dev/null || true
 	: >"$TMP/log"; chown 65534:65534 "$TMP/log"
@@ -289,7 +307,7 @@ as_nobody_paths() {
 	run setpriv --reuid=65534 --regid=65534 --clear-groups touch "$TMP/cache/x"
 	assert_failure
 	signed_request d-nocache
-	setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent "$H" \
+	setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent KWH_BIN="$NOBODY_BIN" "$H" \
 		<"$TMP/req" >"$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 500
 	http_body "$TMP/out" | jq -e '.spooled == true and (.message | test("cache"))'
@@ -307,7 +325,9 @@ tmpfs_full() {
 	MOUNTS+=("$1")
 	dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null || true
 	# the premise: not one more block fits
-	! dd if=/dev/zero of="$1/probe" bs=4k count=1 2>/dev/null
+	if dd if=/dev/zero of="$1/probe" bs=4k count=1 2>/dev/null; then
+		fail "tmpfs_full: a block still fits in $1"
+	fi
 	rm -f "$1/probe"
 }
 
