@@ -272,17 +272,16 @@ as_nobody_paths() {
 	chmod o+r "$APISERVER_DIR/kubeconfig" "$APISERVER_DIR/ca.crt"
 }
 
-# nobody_tree: copies what user 65534 runs (the handler H, the programs
-# of KWH_BIN and the fetch helper beside them) into $TMP/nobody, readable
+# nobody_tree: copies what user 65534 runs (the handler H and the programs
+# of KWH_BIN) into $TMP/nobody, readable
 # by all, and points H and NOBODY_BIN at the copies: the checkout may sit
 # under a home that only root can enter (CI clones to /root/kwh).
 nobody_tree() {
 	local t=$TMP/nobody f
-	mkdir -p "$t/bin" "$t/libexec/kwh" "$t/share/kwh"
+	mkdir -p "$t/bin" "$t/share/kwh"
 	for f in "$KWH_BIN"/kwh-*; do
 		[[ $f == *.c ]] || cp "$f" "$t/bin/"
 	done
-	cp "$KWH_BIN/../libexec/kwh/kwh-fetch-net" "$t/libexec/kwh/"
 	cp "$H" "$t/share/kwh/kwh-handler"
 	chmod -R a+rX "$t"
 	H=$t/share/kwh/kwh-handler
