@@ -35,6 +35,7 @@ live_json() {
 # manifest KIND: the JSON object of that kind in share/kubernetes.
 manifest() {
 	local f
+	golden_current kubernetes || return 1
 	for f in "$K"/*.yaml; do
 		[ "$(basename "$f")" = kustomization.yaml ] && continue
 		local_json "$f" | jq -c --arg k "$1" 'if .kind == "List" then .items[] else . end | select(.kind == $k)'
