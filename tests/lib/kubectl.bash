@@ -24,7 +24,7 @@
 
 KUBECTL_MIN_MAJOR=1
 KUBECTL_MIN_MINOR=30
-GOLDEN=${GOLDEN:-${TESTS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/fixtures/kubectl}
+GOLDEN=${TESTS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/fixtures/kubectl
 
 kubectl_version() {
 	command -v kubectl >/dev/null 2>&1 || return 0
