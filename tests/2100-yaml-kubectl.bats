@@ -3,19 +3,54 @@
 # every file of tests/fixtures/yaml is converted by both and the outputs,
 # normalised with `jq -S .`, must be identical.  See lib/yaml.c for the
 # rules and the known divergences (tested at the end of this file).
+# kubectl's side is its recorded conversion (tests/fixtures/kubectl/yaml,
+# made by tests/record-kubectl), so these tests run without kubectl; the
+# last tests compare the recording with a live kubectl >= 1.30 when there
+# is one.
 
 load test_helper
 
 YDIR=$FIXTURES/yaml
+KGOLD=$GOLDEN/yaml
 
 setup() {
 	setup_tmp
-	command -v kubectl >/dev/null || skip "kubectl (the oracle) is not installed"
-	export -f kube
+	export YDIR KGOLD TOP_DIR
+	export -f kube kube_live
 }
 
-# kube FILE: kubectl's bare conversion, one object after another.
+# kube FILE: kubectl's bare conversion of FILE (of tests/fixtures/yaml or
+# the recorded generated/ inputs), one object after another, as recorded;
+# fails (1) where kubectl refused the file.  A file changed since it was
+# recorded is an error (2): re-record with tests/record-kubectl yaml.
 kube() {
+	local rel sum
+	case $1 in
+	"$YDIR"/*) rel=${1#"$YDIR"/} ;;
+	"$KGOLD"/generated/*) rel=generated/${1##*/} ;;
+	*) echo "kube: $1 is not a recorded input" >&2; return 2 ;;
+	esac
+	case $rel in
+	generated/*) ;;
+	*)
+		sum=$(sed -n "s|^\([0-9a-f]*\)  tests/fixtures/yaml/$rel\$|\1|p" "$KGOLD/SOURCES")
+		[ "$sum" = "$(sha256sum <"$1" | cut -d' ' -f1)" ] ||
+			{ echo "kube: $rel changed since kubectl converted it: re-record with tests/record-kubectl yaml" >&2; return 2; }
+		;;
+	esac
+	rel=${rel%.yaml}
+	if [ -f "$KGOLD/convert/$rel.json" ]; then
+		cat "$KGOLD/convert/$rel.json"
+	elif [ -f "$KGOLD/convert/$rel.refused" ]; then
+		return 1
+	else
+		echo "kube: $rel was not recorded: re-record with tests/record-kubectl yaml" >&2
+		return 2
+	fi
+}
+
+# kube_live FILE: what kube FILE records, from the kubectl on PATH.
+kube_live() {
 	kubectl patch --local --type merge -p '{}' -o json -f "$1"
 }
 
@@ -41,8 +76,7 @@ kube() {
 @test "every corpus file matches kubectl annotate (annotation added on the kwh side)" {
 	local f bad=
 	for f in "$YDIR"/*.yaml; do
-		kubectl annotate --local -f "$f" kwh=yes -o json 2>/dev/null |
-			jq -S . >"$TMP/k.norm" || { bad="$bad $(basename "$f")"; continue; }
+		jq -S . "$KGOLD/annotate/$(basename "$f" .yaml).json" >"$TMP/k.norm" || { bad="$bad $(basename "$f")"; continue; }
 		kwh-yaml2json "$f" | jq -S '.metadata.annotations.kwh = "yes"' >"$TMP/y.norm"
 		diff -u "$TMP/k.norm" "$TMP/y.norm" >&2 || bad="$bad $(basename "$f")"
 	done
@@ -81,9 +115,8 @@ kube() {
 @test "YAML that kubectl refuses is refused, with the right return value" {
 	local f bad=
 	for f in "$YDIR"/invalid/*.yaml; do
-		if kube "$f" >/dev/null 2>&1; then
-			bad="$bad $(basename "$f")(kubectl accepts)"
-		fi
+		run kube "$f"
+		[ "$status" -eq 1 ] || bad="$bad $(basename "$f")(kubectl: status $status)"
 		run kwh-yaml2json "$f"
 		[ "$status" -eq 1 ] || bad="$bad $(basename "$f")(kwh status $status)"
 	done
@@ -134,7 +167,10 @@ kube() {
 	{ printf 'kind: Deep\nx: '; printf '%.0s[' $(seq 99); printf '%.0s]' $(seq 99); echo; } >"$TMP/d100.yaml"
 	{ printf 'kind: Deep\nx: '; printf '%.0s[' $(seq 100); printf '%.0s]' $(seq 100); echo; } >"$TMP/d101.yaml"
 	run -0 kwh-yaml2json "$TMP/d100.yaml"
-	kube "$TMP/d100.yaml" | jq -S . >"$TMP/k"
+	# kubectl converted the same file when it was recorded
+	cmp "$TMP/d100.yaml" "$KGOLD/generated/depth-100.yaml"
+	kube "$KGOLD/generated/depth-100.yaml" | jq -S . >"$TMP/k"
+	[ -s "$TMP/k" ]
 	kwh-yaml2json "$TMP/d100.yaml" | jq -S . >"$TMP/y"
 	diff -u "$TMP/k" "$TMP/y"
 	run -1 --separate-stderr kwh-yaml2json "$TMP/d101.yaml"
@@ -165,7 +201,7 @@ kube() {
 	assert_regex "$stderr" "more than 1000000 nodes \(aliases expanded\) \(-2\)"
 	# kubectl refuses it too
 	run kube "$YDIR/limits/billion-laughs.yaml"
-	assert_failure
+	assert_failure 1
 	# the bound is exact: 3 levels of 10 expand to 1+10+100+1000 sequences
 	# and scalars, each alias counted as the size of what it stands for
 	{ echo 'kind: Few'; echo 'a: &a [l,l,l,l,l,l,l,l,l,l]'; echo 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]'; } >"$TMP/few.yaml"
@@ -207,4 +243,40 @@ kube() {
 	assert_output $'\xef\xbf\xbd'
 	run -1 --separate-stderr kwh-yaml2json "$YDIR/divergent/invalid-utf8.yaml"
 	assert_regex "$stderr" "line 4, column 11: invalid leading UTF-8 octet \(-1\)"
+}
+
+# --- the recording against a live kubectl -------------------------------
+
+@test "live kubectl: converts and refuses every file as recorded" {
+	need_kubectl
+	local f bad= rel
+	for f in "$YDIR"/*.yaml "$YDIR"/divergent/*.yaml "$YDIR"/invalid/*.yaml "$YDIR"/limits/*.yaml \
+	    "$KGOLD"/generated/*.yaml; do
+		rel=${f#"$YDIR"/}
+		run kube "$f"
+		[ "$status" -le 1 ] || { bad="$bad $rel(not recorded: $output)"; continue; }
+		if kube_live "$f" >"$TMP/live" 2>/dev/null; then
+			[ "$status" -eq 0 ] || { bad="$bad $rel(refused when recorded, accepted now)"; continue; }
+			kube "$f" | cmp -s - "$TMP/live" || bad="$bad $rel(differs)"
+		else
+			[ "$status" -eq 1 ] || bad="$bad $rel(accepted when recorded, refused now)"
+		fi
+	done
+	[ -z "$bad" ] || fail "kubectl $(kubectl_version) differs from the recording ($(cat "$KGOLD/VERSION")):$bad"
+}
+
+@test "live kubectl: every corpus file converts exactly as kubectl converts it" {
+	need_kubectl
+	local f n=0 bad=
+	for f in "$YDIR"/*.yaml; do
+		kube_live "$f" | jq -S . >"$TMP/k.norm"
+		kwh-yaml2json "$f" | jq -S . >"$TMP/y.norm"
+		diff -u "$TMP/k.norm" "$TMP/y.norm" >&2 || bad="$bad $(basename "$f")"
+		kubectl annotate --local -f "$f" kwh=yes -o json | jq -S . >"$TMP/k.norm"
+		kwh-yaml2json "$f" | jq -S '.metadata.annotations.kwh = "yes"' >"$TMP/y.norm"
+		diff -u "$TMP/k.norm" "$TMP/y.norm" >&2 || bad="$bad $(basename "$f")(annotate)"
+		n=$((n + 1))
+	done
+	[ -z "$bad" ] || fail "differ from kubectl:$bad"
+	[ "$n" -ge 25 ]
 }

@@ -31,11 +31,18 @@ setup() {
 	run --separate-stderr kwh-apply --dry-run --log none <"$TMP/in"
 	assert_success
 	echo "$output" | jq -c '.manifests[0].metadata.annotations' >"$TMP/ours"
-	kubectl annotate --local -f "$A/configmap.json" --overwrite -o json \
-		k8s-webhook-handler.io/ref=refs/heads/main k8s-webhook-handler.io/revision=0123456789abcdef |
-		jq -c '.metadata.annotations' >"$TMP/kubectl"
+	# kubectl's result, recorded by tests/record-kubectl (tests/fixtures/kubectl/apply)
+	golden_current apply
+	jq -c '.metadata.annotations' "$GOLDEN/apply/configmap.json" >"$TMP/kubectl"
 	jq -e --slurpfile k "$TMP/kubectl" '. == $k[0]' "$TMP/ours"
 	jq -e '.team == "platform" and ."k8s-webhook-handler.io/ref" == "refs/heads/main"' "$TMP/ours"
+}
+
+@test "live kubectl: kubectl annotate --overwrite still gives the recorded annotations" {
+	need_kubectl
+	kubectl annotate --local -f "$A/configmap.json" --overwrite -o json \
+		k8s-webhook-handler.io/ref=refs/heads/main k8s-webhook-handler.io/revision=0123456789abcdef >"$TMP/live"
+	jq -e --slurpfile g "$GOLDEN/apply/configmap.json" '. == $g[0]' "$TMP/live"
 }
 
 @test "every annotation key is applied, not only the eight" {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # Fidelity of the test API server (tests/k8s-apiserver): the real kubectl
 # talks to it.  If kubectl is satisfied, the server answers these calls as a
-# real API server would.
+# real API server would.  Needs kubectl >= 1.30 (need_kubectl: skipped,
+# with the reason, elsewhere); tests/3102-apiserver-golden.bats proves the
+# same from kubectl's recorded requests and answers without it.
 
 load test_helper
 bats_require_minimum_version 1.5.0
@@ -10,6 +12,7 @@ FORBIDDEN_USER=system:serviceaccount:ci:kwh
 GEN='[bcdfghjklmnpqrstvwxz2456789]{5}'
 
 setup() {
+	need_kubectl
 	setup_tmp
 	apiserver_start --forbid "$FORBIDDEN_USER:create:locked"
 	cat >"$TMP/wf.yaml" <<-'Y'

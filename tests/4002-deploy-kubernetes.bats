@@ -19,14 +19,23 @@ teardown() {
 	apiserver_stop
 }
 
-# local_json FILE: kubectl's conversion of FILE, with no cluster.
+# local_json FILE: kubectl's conversion of FILE, with no cluster (kubectl
+# annotate --local ... kwh.test/converted=yes), as tests/record-kubectl
+# recorded it; an error when share/kubernetes changed since.
 local_json() {
+	golden_current kubernetes || return 1
+	cat "$GOLDEN/kubernetes/$(basename "$1" .yaml).json"
+}
+
+# live_json FILE: the same from the kubectl on PATH.
+live_json() {
 	kubectl annotate --local -f "$1" kwh.test/converted=yes -o json
 }
 
 # manifest KIND: the JSON object of that kind in share/kubernetes.
 manifest() {
 	local f
+	golden_current kubernetes || return 1
 	for f in "$K"/*.yaml; do
 		[ "$(basename "$f")" = kustomization.yaml ] && continue
 		local_json "$f" | jq -c --arg k "$1" 'if .kind == "List" then .items[] else . end | select(.kind == $k)'
@@ -35,21 +44,56 @@ manifest() {
 
 @test "every manifest converts with kubectl, locally, and kustomization.yaml lists them all" {
 	local n=0 f
+	golden_current kubernetes
 	for f in "$K"/*.yaml; do
 		[ "$(basename "$f")" = kustomization.yaml ] && continue
 		local_json "$f" >"$TMP/out.json"
 		jq -e '(.kind | length > 0) and (if .kind == "List" then (.items | length > 0) else (.metadata.name | length > 0) end)' "$TMP/out.json"
+		# and lib/yaml reads it as kubectl did
+		kwh-yaml2json "$f" | jq -S '.metadata.annotations["kwh.test/converted"] = "yes"' >"$TMP/kwh.json"
+		diff <(jq -S . "$TMP/out.json") "$TMP/kwh.json"
 		n=$((n + 1))
 	done
 	[ "$n" -ge 9 ]
+	# one recording per manifest, no more
+	[ "$(ls "$GOLDEN"/kubernetes/*.json | wc -l)" -eq "$n" ]
 	# kustomize builds the same set of files
 	diff <(cd "$K" && ls *.yaml | grep -vx kustomization.yaml) \
 		<(sed -n 's/^- \(.*\.yaml\)$/\1/p' "$K/kustomization.yaml" | sort)
-	kubectl kustomize "$K" >"$TMP/all.yaml"
-	[ "$(grep -c '^kind: ' "$TMP/all.yaml")" -eq 10 ]
+	[ "$(grep -c '^kind: ' "$GOLDEN/kubernetes/kustomize.yaml")" -eq 10 ]
+	# the objects kustomize built are the manifests' own
+	kwh-yaml2json "$GOLDEN/kubernetes/kustomize.yaml" | jq -s -c 'map([.kind, .metadata.namespace, .metadata.name]) | sort' >"$TMP/k"
+	for f in "$K"/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] || kwh-yaml2json "$f"
+	done | jq -s -c 'map([.kind, .metadata.namespace, .metadata.name]) | sort' >"$TMP/m"
+	diff "$TMP/m" "$TMP/k"
 }
 
-@test "every manifest is accepted by the API server (kubectl create --dry-run=server)" {
+@test "every manifest is accepted by the API server (kubectl's recorded create --dry-run=server, replayed)" {
+	golden_current kubernetes
+	golden_current apiserver
+	apiserver_start
+	golden_replay_matches kubernetes-dry-run
+	# every manifest and -k were answered 201, as dry runs
+	jq -e '[.steps[] | .exit] | length == 10 and all(. == 0)' "$GOLDEN/apiserver/kubernetes-dry-run.json"
+	jq -e '[.steps[].exchanges[] | select(.request.method == "POST")] | length >= 20 and
+		all(.request.query | test("dryRun=All")) and all(.response.status == 201)' "$TMP/kubernetes-dry-run.replayed"
+	# a dry run stores nothing
+	apiserver_objects | jq -e 'length == 0'
+}
+
+@test "live kubectl: every manifest converts as recorded, and kustomize builds as recorded" {
+	need_kubectl
+	local f
+	for f in "$K"/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] && continue
+		live_json "$f" | cmp - "$GOLDEN/kubernetes/$(basename "$f" .yaml).json"
+	done
+	kubectl kustomize "$K" | cmp - "$GOLDEN/kubernetes/kustomize.yaml"
+}
+
+@test "live kubectl: every manifest is accepted by the API server (kubectl create --dry-run=server)" {
+	need_kubectl
 	apiserver_start
 	local f
 	for f in "$K"/*.yaml; do

@@ -51,8 +51,9 @@ setup() {
 	[ -x "$TMP/root/usr/share/kwh/kwh-handler" ]
 	[ -f "$TMP/root/usr/share/kwh/systemd/kwh@.service" ]
 	sed -n 's/^CMD //p' "$d" | jq -c . >"$TMP/cmd"
-	kubectl annotate --local -f "$TOP_DIR/share/kubernetes/deployment.yaml" a=b -o json |
-		jq -c '.spec.template.spec.containers[0].command' >"$TMP/deploy-cmd"
+	# the Deployment as kubectl reads it (recorded by tests/record-kubectl)
+	golden_current kubernetes
+	jq -c '.spec.template.spec.containers[0].command' "$GOLDEN/kubernetes/deployment.json" >"$TMP/deploy-cmd"
 	assert_equal "$(cat "$TMP/cmd")" "$(cat "$TMP/deploy-cmd")"
 	jq -e '.[-1] == "EXEC:/usr/share/kwh/kwh-handler"' "$TMP/cmd"
 	# .dockerignore keeps host-built programs out, not the sources
