@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # lib/yaml (through tests/tools/kwh-yaml2json) against kubectl, the oracle:
 # every file of tests/fixtures/yaml is converted by both and the outputs,
-# normalised with `jq -S .`, must be identical.  See lib/yaml.c for the
+# normalised with jq_norm (jq -S, numbers as doubles), must be identical.  See lib/yaml.c for the
 # rules and the known divergences (tested at the end of this file).
 # kubectl's side is its recorded conversion (tests/fixtures/kubectl/yaml,
 # made by tests/record-kubectl), so these tests run without kubectl; the
@@ -16,7 +16,7 @@ KGOLD=$GOLDEN/yaml
 setup() {
 	setup_tmp
 	export YDIR KGOLD TOP_DIR
-	export -f kube kube_live
+	export -f kube jq_norm kube_live
 }
 
 # kube FILE: kubectl's bare conversion of FILE (of tests/fixtures/yaml or
@@ -61,8 +61,8 @@ kube_live() {
 			{ bad="$bad $(basename "$f")(kubectl: $(cat "$TMP/k.err"))"; continue; }
 		kwh-yaml2json "$f" >"$TMP/y.json" 2>"$TMP/y.err" ||
 			{ bad="$bad $(basename "$f")(kwh: $(cat "$TMP/y.err"))"; continue; }
-		jq -S . "$TMP/k.json" >"$TMP/k.norm"
-		jq -S . "$TMP/y.json" >"$TMP/y.norm"
+		jq_norm . "$TMP/k.json" >"$TMP/k.norm"
+		jq_norm . "$TMP/y.json" >"$TMP/y.norm"
 		if ! diff -u "$TMP/k.norm" "$TMP/y.norm" >"$TMP/diff"; then
 			bad="$bad $(basename "$f")"
 			cat "$TMP/diff" >&2
@@ -76,8 +76,8 @@ kube_live() {
 @test "every corpus file matches kubectl annotate (annotation added on the kwh side)" {
 	local f bad=
 	for f in "$YDIR"/*.yaml; do
-		jq -S . "$KGOLD/annotate/$(basename "$f" .yaml).json" >"$TMP/k.norm" || { bad="$bad $(basename "$f")"; continue; }
-		kwh-yaml2json "$f" | jq -S '.metadata.annotations.kwh = "yes"' >"$TMP/y.norm"
+		jq_norm . "$KGOLD/annotate/$(basename "$f" .yaml).json" >"$TMP/k.norm" || { bad="$bad $(basename "$f")"; continue; }
+		kwh-yaml2json "$f" | jq_norm '.metadata.annotations.kwh = "yes"' >"$TMP/y.norm"
 		diff -u "$TMP/k.norm" "$TMP/y.norm" >&2 || bad="$bad $(basename "$f")"
 	done
 	[ -z "$bad" ] || fail "differ from kubectl annotate:$bad"
@@ -169,9 +169,9 @@ kube_live() {
 	run -0 kwh-yaml2json "$TMP/d100.yaml"
 	# kubectl converted the same file when it was recorded
 	cmp "$TMP/d100.yaml" "$KGOLD/generated/depth-100.yaml"
-	kube "$KGOLD/generated/depth-100.yaml" | jq -S . >"$TMP/k"
+	kube "$KGOLD/generated/depth-100.yaml" | jq_norm . >"$TMP/k"
 	[ -s "$TMP/k" ]
-	kwh-yaml2json "$TMP/d100.yaml" | jq -S . >"$TMP/y"
+	kwh-yaml2json "$TMP/d100.yaml" | jq_norm . >"$TMP/y"
 	diff -u "$TMP/k" "$TMP/y"
 	run -1 --separate-stderr kwh-yaml2json "$TMP/d101.yaml"
 	assert_regex "$stderr" "line 2, column 103: nested deeper than 100 \(-2\)"
@@ -222,7 +222,7 @@ kube_live() {
 	printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://x", insecure-skip-tls-verify: yes}\n---\nsecond: ignored\n' >"$TMP/kubeconfig"
 	run -0 bash -c "kwh-yaml2json -d '$TMP/kubeconfig' | jq -c .clusters"
 	assert_output '[{"cluster":{"insecure-skip-tls-verify":true,"server":"https://x"},"name":"c"}]'
-	run -0 bash -c "kwh-yaml2json -d '$YDIR/anchors.yaml' | jq -S . > '$TMP/d'; kube '$YDIR/anchors.yaml' | jq -S . | diff - '$TMP/d'"
+	run -0 bash -c "kwh-yaml2json -d '$YDIR/anchors.yaml' | jq_norm . > '$TMP/d'; kube '$YDIR/anchors.yaml' | jq_norm . | diff - '$TMP/d'"
 	run -1 kwh-yaml2json -d "$YDIR/invalid/unclosed-flow.yaml"
 }
 
@@ -232,7 +232,7 @@ kube_live() {
 	assert_line -n 0 '        "a": 9223372036854775807,'
 	assert_line -n 1 '        "b": 9007199254740993,'
 	assert_line -n 2 '        "c": 123456789012345678,'
-	run -0 bash -c "kwh-yaml2json '$f' | jq -c '.data | [.a == 9223372036854775808, .b == 9007199254740992, .c == 123456789012345680, .e == 18446744073709551616]'"
+	run -0 bash -c "kwh-yaml2json '$f' | jq -c '.data | map_values(. + 0) | [.a == 9223372036854775808, .b == 9007199254740992, .c == 123456789012345680, .e == 18446744073709551616]'"
 	assert_output '[true,true,true,true]'
 	run -0 bash -c "kwh-yaml2json '$f' | grep -E '\"b\":'"
 	assert_output '        "b": 9007199254740992,'
@@ -269,11 +269,11 @@ kube_live() {
 	need_kubectl
 	local f n=0 bad=
 	for f in "$YDIR"/*.yaml; do
-		kube_live "$f" | jq -S . >"$TMP/k.norm"
-		kwh-yaml2json "$f" | jq -S . >"$TMP/y.norm"
+		kube_live "$f" | jq_norm . >"$TMP/k.norm"
+		kwh-yaml2json "$f" | jq_norm . >"$TMP/y.norm"
 		diff -u "$TMP/k.norm" "$TMP/y.norm" >&2 || bad="$bad $(basename "$f")"
-		kubectl annotate --local -f "$f" kwh=yes -o json | jq -S . >"$TMP/k.norm"
-		kwh-yaml2json "$f" | jq -S '.metadata.annotations.kwh = "yes"' >"$TMP/y.norm"
+		kubectl annotate --local -f "$f" kwh=yes -o json | jq_norm . >"$TMP/k.norm"
+		kwh-yaml2json "$f" | jq_norm '.metadata.annotations.kwh = "yes"' >"$TMP/y.norm"
 		diff -u "$TMP/k.norm" "$TMP/y.norm" >&2 || bad="$bad $(basename "$f")(annotate)"
 		n=$((n + 1))
 	done

@@ -50,8 +50,8 @@ manifest() {
 		local_json "$f" >"$TMP/out.json"
 		jq -e '(.kind | length > 0) and (if .kind == "List" then (.items | length > 0) else (.metadata.name | length > 0) end)' "$TMP/out.json"
 		# and lib/yaml reads it as kubectl did
-		kwh-yaml2json "$f" | jq -S '.metadata.annotations["kwh.test/converted"] = "yes"' >"$TMP/kwh.json"
-		diff <(jq -S . "$TMP/out.json") "$TMP/kwh.json"
+		kwh-yaml2json "$f" | jq_norm '.metadata.annotations["kwh.test/converted"] = "yes"' >"$TMP/kwh.json"
+		diff <(jq_norm . "$TMP/out.json") "$TMP/kwh.json"
 		n=$((n + 1))
 	done
 	[ "$n" -ge 9 ]

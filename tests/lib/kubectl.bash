@@ -97,6 +97,19 @@ def discovery: .request.method == "GET" and
    | {step: $i} + .)
 '
 
+# With --sort (two recordings compared), what tells one kubectl build from
+# another is left out too: the client's version and commit (user agent,
+# `kubectl version`), and the extra GET /version that a packaging's
+# kubectl-dispatcher wrapper sends before running the real client.
+_GOLDEN_CLIENT_JQ='
+| if $sort then
+	select((.request.user_agent? // "") | startswith("kubectl-dispatcher") | not)
+	| walk(if type == "string" then
+		gsub("kubectl/v[0-9][^ ]* \\([^)]*\\) kubernetes/[0-9a-f]+"; "kubectl/VERSION")
+		| gsub("(?<k>\"?(Client Version|major|minor|gitVersion|gitCommit|buildDate|goVersion)\"?:? *\"?)[^\"\\n]*"; "\(.k)CLIENT")
+	  else . end)
+  else . end'
+
 golden_normalise() {
 	local sort=false exchanges=false
 	while [ $# -gt 0 ]; do
@@ -107,7 +120,7 @@ golden_normalise() {
 		esac
 		shift
 	done
-	jq -c --argjson sort "$sort" --argjson exchanges "$exchanges" "$_GOLDEN_JQ" "$@"
+	jq -c --argjson sort "$sort" --argjson exchanges "$exchanges" "$_GOLDEN_JQ$_GOLDEN_CLIENT_JQ" "$@"
 }
 
 # _golden_body FILE CONTENT-TYPE: the body as the recording proxy
@@ -215,4 +228,14 @@ golden_replay_matches() {
 		diff <(jq -S . "$TMP/$1.recorded.norm") <(jq -S . "$TMP/$1.replayed.norm") | head -n 60 >&2
 		return 1
 	fi
+}
+
+# jq_norm [FILTER [FILE...]]: jq -S (after FILTER) with every number made a
+# double, as jq 1.6 printed them all.  jq 1.7 prints a number as it was
+# written, so kubectl's 100000000000000000000 and kwh's 1E+20 would differ
+# as text while they are the same number.
+jq_norm() {
+	local f=${1:-.}
+	[ $# -gt 0 ] && shift
+	jq -S "$f | walk(if type == \"number\" then . + 0 else . end)" "$@"
 }
