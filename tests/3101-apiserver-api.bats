@@ -267,3 +267,20 @@ body() { jq -c "${1:-.}" "$TMP/body"; }
 	unset APISERVER_PID
 	assert_equal "$rc" 0
 }
+
+@test "api: DELETE with dryRun in the DeleteOptions body (kubectl delete --dry-run=server) keeps the object" {
+	apiserver_start
+	curl -sS --fail --cacert "$APISERVER_CA" -H "Authorization: Bearer $(cat "$APISERVER_DIR/token")" \
+		-H 'Content-Type: application/json' --data-binary '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"keep"}}' \
+		"$APISERVER_URL/api/v1/namespaces/default/configmaps" >/dev/null
+	run -0 curl -sS --fail --cacert "$APISERVER_CA" -H "Authorization: Bearer $(cat "$APISERVER_DIR/token")" \
+		-X DELETE -H 'Content-Type: application/json' --data-binary '{"propagationPolicy":"Background","dryRun":["All"]}' \
+		"$APISERVER_URL/api/v1/namespaces/default/configmaps/keep"
+	run -0 apiserver_objects
+	jq -e 'map(select(.metadata.name == "keep")) | length == 1' <<<"$output"
+	# without it, the object goes
+	run -0 curl -sS --fail --cacert "$APISERVER_CA" -H "Authorization: Bearer $(cat "$APISERVER_DIR/token")" \
+		-X DELETE "$APISERVER_URL/api/v1/namespaces/default/configmaps/keep"
+	run -0 apiserver_objects
+	jq -e 'map(select(.metadata.name == "keep")) | length == 0' <<<"$output"
+}
