@@ -2,6 +2,7 @@
  * sig.c — webhook secrets, HMAC signatures (OpenSSL) and delivery ids.
  */
 #include "sig.h"
+#include "err.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -97,6 +98,40 @@ void
 kwh_sha256(const void *data, size_t n, unsigned char md[32])
 {
 	SHA256(data, n, md);
+}
+
+const char *
+kwh_target_type(const char *value)
+{
+	static const char *const known[] = { "repository", "organization", "integration",
+	    "business", "marketplace::listing", "sponsors_listing" };
+
+	for (size_t i = 0; value && i < sizeof known / sizeof *known; i++)
+		if (!strcmp(value, known[i]))
+			return known[i];
+	return "";
+}
+
+void
+kwh_delivery_digest(char hex[65], const char *event, const char *target_type,
+    const void *body, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(c, event, strlen(event)) || !EVP_DigestUpdate(c, "\n", 1) ||
+	    !EVP_DigestUpdate(c, target_type, strlen(target_type)) || !EVP_DigestUpdate(c, "\n", 1) ||
+	    (n && !EVP_DigestUpdate(c, body, n)) || !EVP_DigestFinal_ex(c, md, &len) || len != 32)
+		kwh_die(KWH_EXIT_SYSTEM, "SHA-256 failed");
+	EVP_MD_CTX_free(c);
+	for (unsigned i = 0; i < 32; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[64] = '\0';
 }
 
 int

@@ -25,6 +25,24 @@ void kwh_secrets_wipe(struct kwh_secrets *s);
 /* SHA-256 of data[0..n) into md (32 bytes). */
 void kwh_sha256(const void *data, size_t n, unsigned char md[32]);
 
+/*
+ * The delivery digest (kwh.7, the envelope's "digest"): SHA-256, in
+ * lowercase hex, of EVENT, a newline, TARGET_TYPE (the
+ * X-GitHub-Hook-Installation-Target-Type of kwh_target_type, or "" when
+ * there is none), a newline, and the body exactly as received and signed.
+ * hex must hold 65 bytes.
+ */
+void kwh_delivery_digest(char hex[65], const char *event, const char *target_type,
+    const void *body, size_t n);
+
+/*
+ * The hook target type as it counts in the digest: value when it is one
+ * GitHub sends (repository, organization, integration, business,
+ * marketplace::listing, sponsors_listing), else "" (NULL counts as "").
+ * The header is not signed: a fixed set bounds what a replay can vary.
+ */
+const char *kwh_target_type(const char *value);
+
 enum kwh_sig_alg { KWH_SIG_SHA256, KWH_SIG_SHA1 };
 
 /*

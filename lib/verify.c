@@ -117,7 +117,7 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 {
 	struct kwh_http_request *req = &out->req;
 	const char *delivery, *event, *ctype, *sig256, *sig1, *verified;
-	char err[512], path[64], kind;
+	char err[512], path[64], digest[65], kind;
 	long long received = epoch_ms();
 	int st, r;
 	size_t i;
@@ -184,6 +184,12 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 		return refuse(out, NULL, event, 400,
 		    "X-GitHub-Delivery must be 1 to 128 letters, digits, '-' or '_'");
 
+	/* The key of the delivery (kwh.7), from what is signed: taken before
+	 * a form body is decoded in place. */
+	kwh_delivery_digest(digest, event,
+	    kwh_target_type(kwh_http_header(req, "x-github-hook-installation-target-type")),
+	    req->body.data ? req->body.data : "", req->body.len);
+
 	ctype = kwh_http_header(req, "content-type");
 	{
 		size_t n = ctype ? strcspn(ctype, "; \t") : 0;
@@ -216,6 +222,7 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	kwh_buf_add_json_string(&out->head, delivery, strlen(delivery));
 	kwh_buf_adds(&out->head, ",\"event\":");
 	kwh_buf_add_json_string(&out->head, event, strlen(event));
+	kwh_buf_printf(&out->head, ",\"digest\":\"%s\"", digest);
 	kwh_buf_printf(&out->head, ",\"verified\":\"%s\",\"deadline\":%lld,\"headers\":{",
 	    verified, received + o->budget_ms);
 	for (i = 0; i < req->nheaders; i++) {
