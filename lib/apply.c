@@ -131,31 +131,49 @@ collection_path(struct kwh_buf *b, const struct item *it)
 	add_segment(b, it->res.plural);
 }
 
+/* The kinds allowed when no --allow-kind is given. */
+static const char *const default_kinds[] = { KWH_APPLY_DEFAULT_KIND };
+
+/*
+ * Whether the policy allows the item's kind: one of the --allow-kind specs,
+ * or without any, argoproj.io/Workflow only.  GROUP "*" is any group, KIND
+ * "*" any namespaced kind; a cluster-scoped kind needs its exact name.
+ */
 static int
 kind_allowed(const struct kwh_apply *a, const struct item *it)
 {
-	for (size_t i = 0; i < a->n_allow_kind; i++) {
-		const char *spec = a->allow_kind[i], *slash = strchr(spec, '/');
+	const char *const *list = a->n_allow_kind ? a->allow_kind : default_kinds;
+	size_t n = a->n_allow_kind ? a->n_allow_kind : sizeof default_kinds / sizeof *default_kinds;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *spec = list[i], *slash = strchr(spec, '/');
 		size_t gl = (size_t)(slash - spec);
-		const char *g = spec;
+		int any_group = gl == 1 && spec[0] == '*';
 
 		if (gl == 4 && !strncmp(spec, "core", 4))
 			gl = 0;
-		if (strlen(it->group) != gl || strncmp(g, it->group, gl))
+		if (!any_group && (strlen(it->group) != gl || strncmp(spec, it->group, gl)))
 			continue;
-		if (!strcmp(slash + 1, it->kind))
-			return 1;
-		if (!strcmp(slash + 1, "*") && it->res.namespaced)
+		if (!strcmp(slash + 1, "*")) {
+			if (it->res.namespaced)
+				return 1;
+			continue;
+		}
+		if (!any_group && !strcmp(slash + 1, it->kind))
 			return 1;
 	}
-	return a->n_allow_kind == 0 && it->res.namespaced;
+	return 0;
 }
 
+/*
+ * Whether the policy allows namespace ns: one matching an --allow-namespace
+ * expression, or without any, the target namespace only.
+ */
 static int
-ns_allowed(const struct kwh_apply *a, const char *ns)
+ns_allowed(const struct kwh_apply *a, const char *ns, const char *target)
 {
 	if (!a->n_ns_re)
-		return 1;
+		return !strcmp(ns, target);
 	for (size_t i = 0; i < a->n_ns_re; i++)
 		if (regexec(&a->ns_re[i], ns, 0, NULL, 0) == 0)
 			return 1;
@@ -480,17 +498,23 @@ kwh_apply(void *ctx, jv env)
 		}
 		if (!kind_allowed(a, it)) {
 			status = 422;
-			snprintf(msg, sizeof msg, "policy: kind %s/%s%s is not allowed (--allow-kind %s/%s); "
+			snprintf(msg, sizeof msg, "policy: kind %s/%s%s is not allowed (--allow-kind %s/%s%s); "
 			    "nothing was created", it->group, it->kind,
 			    it->res.namespaced ? "" : " is cluster-scoped and", *it->group ? it->group : "",
-			    it->kind);
+			    it->kind, a->n_allow_kind ? "" : "; without it only " KWH_APPLY_DEFAULT_KIND);
 			goto fail;
 		}
-		if (it->res.namespaced && !ns_allowed(a, it->ns)) {
+		if (it->res.namespaced && !ns_allowed(a, it->ns, def_ns)) {
 			status = 422;
-			snprintf(msg, sizeof msg, "policy: namespace '%s' of %s %s is not allowed "
-			    "(--allow-namespace); nothing was created", it->ns, it->kind,
-			    it->name ? it->name : it->gen ? it->gen : "");
+			if (a->n_ns_re)
+				snprintf(msg, sizeof msg, "policy: namespace '%s' of %s %s is not allowed "
+				    "(--allow-namespace); nothing was created", it->ns, it->kind,
+				    it->name ? it->name : it->gen ? it->gen : "");
+			else
+				snprintf(msg, sizeof msg, "policy: namespace '%s' of %s %s is not the target "
+				    "namespace '%s' (--allow-namespace '%s' allows it); nothing was created",
+				    it->ns, it->kind, it->name ? it->name : it->gen ? it->gen : "", def_ns,
+				    it->ns);
 			goto fail;
 		}
 	}

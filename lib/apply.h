@@ -12,6 +12,8 @@ enum { KWH_DRY_NONE, KWH_DRY_CLIENT, KWH_DRY_SERVER };
 
 #define KWH_APPLY_DEADLINE_MS 8000L
 #define KWH_APPLY_MAX_POLICY 64
+/* The one kind allowed without --allow-kind. */
+#define KWH_APPLY_DEFAULT_KIND "argoproj.io/Workflow"
 
 /*
  * The stage's options (filled by main) and state (set by kwh_apply_init).
