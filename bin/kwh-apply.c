@@ -10,9 +10,10 @@
 
 static const char usage[] =
 "usage: kwh-apply [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
-"                 [--cache DIR] [--context NAME] [--deadline SECONDS] [--dedupe]\n"
-"                 [--dry-run[=client|server]] [--kubeconfig FILE] [--log DEST]\n"
-"                 [--namespace NS] [--service-account-dir DIR]\n"
+"                 [--cache DIR] [--context NAME] [--deadline SECONDS]\n"
+"                 [--dedupe | --no-dedupe] [--dry-run[=client|server]]\n"
+"                 [--kubeconfig FILE] [--log DEST] [--namespace NS]\n"
+"                 [--service-account-dir DIR]\n"
 "       kwh-apply --help | --version\n";
 
 /* The stage when the configuration could not be loaded: every envelope
@@ -38,6 +39,7 @@ main(int argc, char **argv)
 		{ "kubeconfig", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "namespace", required_argument, NULL, 'n' },
+		{ "no-dedupe", no_argument, NULL, 'u' },
 		{ "service-account-dir", required_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -55,7 +57,7 @@ main(int argc, char **argv)
 		case 'c': a.cache_dir = optarg; break;
 		case 'C': a.src.context = optarg; break;
 		case 'd': a.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;
-		case 'D': a.dedupe = 1; break;
+		case 'D': a.no_dedupe = 0; break;	/* the default; kept for old command lines */
 		case 'r':
 			if (!optarg || !strcmp(optarg, "client"))
 				a.dry_run = KWH_DRY_CLIENT;
@@ -68,6 +70,7 @@ main(int argc, char **argv)
 		case 'k': a.src.kubeconfig = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
 		case 'n': a.namespace = optarg; break;
+		case 'u': a.no_dedupe = 1; break;
 		case 'S': a.src.sa_dir = optarg; break;
 		case 'V': kwh_cli_version();
 		default: kwh_usage_error("unknown option");

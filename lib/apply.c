@@ -58,7 +58,7 @@ kwh_apply_release(struct kwh_apply *a)
 }
 
 void
-kwh_apply_dedupe_name(char *out, const char *gen, const char *delivery, size_t index)
+kwh_apply_dedupe_name(char *out, const char *gen, const char *key, size_t index)
 {
 	static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	unsigned char md[SHA256_DIGEST_LENGTH];
@@ -68,7 +68,7 @@ kwh_apply_dedupe_name(char *out, const char *gen, const char *delivery, size_t i
 
 	if (n > MAX_GENERATED)
 		n = MAX_GENERATED;
-	len = snprintf(in, sizeof in, "%s/%zu", delivery, index);
+	len = snprintf(in, sizeof in, "%s/%zu", key, index);
 	kwh_sha256(in, (size_t)len < sizeof in ? (size_t)len : sizeof in - 1, md);
 	memcpy(out, gen, n);
 	for (int i = 0; i < 5; i++)
@@ -342,12 +342,16 @@ kwh_apply(void *ctx, jv env)
 	jv dl = jv_object_get(jv_copy(env), jv_string("deadline"));
 	jv prepared = jv_array(), results = jv_array();
 	struct item *items = NULL;
-	char delivery[256], msg[1200];
+	char delivery[256], key[256], msg[1200];
 	long long deadline = kwh_now_ms() + a->deadline_ms;
 	int n = 0, status = 0;
 	const char *def_ns = a->namespace ? a->namespace : a->have_cfg ? a->cfg.namespace : "default";
 
 	kwh_env_str(env, "delivery", delivery, sizeof delivery);
+	/* the key of deduplication: what kwh-verify took from the signed
+	 * request, else (an envelope made otherwise) the delivery id */
+	if (!*kwh_env_str(env, "digest", key, sizeof key))
+		snprintf(key, sizeof key, "%s", delivery);
 	if (jv_get_kind(dl) == JV_KIND_NUMBER && jv_number_value(dl) < (double)deadline)
 		deadline = (long long)jv_number_value(dl);
 	jv_free(dl);
@@ -478,8 +482,8 @@ kwh_apply(void *ctx, jv env)
 				it->name = NULL;
 			if (it->gen && !*it->gen)
 				it->gen = NULL;
-			if (!it->name && it->gen && a->dedupe) {
-				kwh_apply_dedupe_name(it->dedupe, it->gen, delivery, (size_t)i);
+			if (!it->name && it->gen && !a->no_dedupe) {
+				kwh_apply_dedupe_name(it->dedupe, it->gen, key, (size_t)i);
 				m = jv_object_set(m, jv_string("name"), jv_string(it->dedupe));
 			}
 			obj = jv_object_set(obj, jv_string("metadata"), m);

@@ -21,7 +21,7 @@ enum { KWH_DRY_NONE, KWH_DRY_CLIENT, KWH_DRY_SERVER };
  */
 struct kwh_apply {
 	int dry_run;			/* KWH_DRY_* */
-	int dedupe;			/* --dedupe */
+	int no_dedupe;			/* --no-dedupe (deduplication is the default) */
 	const char *namespace;		/* --namespace, or NULL */
 	const char *field_manager;	/* "kwh" */
 	const char *cache_dir;		/* --cache, or NULL: no disk cache */
@@ -54,10 +54,11 @@ void kwh_apply_release(struct kwh_apply *a);
 jv kwh_apply(void *ctx, jv env);
 
 /*
- * The name --dedupe gives an object with generateName gen: gen cut to 58
- * bytes, then 5 characters of [a-z0-9] from SHA-256 of "DELIVERY/INDEX".
- * out must hold 64 bytes.
+ * The name deduplication gives an object with generateName gen: gen cut to
+ * 58 bytes, then 5 characters of [a-z0-9] from SHA-256 of "KEY/INDEX".  KEY
+ * is the envelope's digest (kwh.7: event, hook target type and signed
+ * body), or its delivery id when it has none.  out must hold 64 bytes.
  */
-void kwh_apply_dedupe_name(char *out, const char *gen, const char *delivery, size_t index);
+void kwh_apply_dedupe_name(char *out, const char *gen, const char *key, size_t index);
 
 #endif

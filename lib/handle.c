@@ -19,7 +19,8 @@ static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
 "                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
 "                  [--context NAME]\n"
-"                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
+"                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
+"                  [--dry-run[=client|server]]\n"
 "                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
@@ -39,7 +40,7 @@ enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
-	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE,
+	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE, O_NO_DEDUPE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
@@ -70,6 +71,7 @@ static const struct option longopts[] = {
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
+	{ "no-dedupe", no_argument, NULL, O_NO_DEDUPE },
 	{ "path", required_argument, NULL, O_PATH },
 	{ "remote", required_argument, NULL, O_REMOTE },
 	{ "secret-file", required_argument, NULL, O_SECRET_FILE },
@@ -117,7 +119,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_CACHE: h->fetch.git.cache_dir = h->apply.cache_dir = optarg; break;
 		case O_CONTEXT: h->apply.src.context = optarg; break;
 		case O_DEADLINE: h->apply.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;
-		case O_DEDUPE: h->apply.dedupe = 1; break;
+		case O_DEDUPE: h->apply.no_dedupe = 0; break;	/* the default; kept for old command lines */
 		case O_DRY_RUN:
 			if (!optarg || !strcmp(optarg, "client"))
 				h->apply.dry_run = KWH_DRY_CLIENT;
@@ -145,6 +147,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
 		case O_MAX_REQUESTS: h->max_requests = kwh_cli_size("--max-requests", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
+		case O_NO_DEDUPE: h->apply.no_dedupe = 1; break;
 		case O_PATH: h->fetch.path = optarg; break;
 		case O_REMOTE: h->fetch.remote = optarg; break;
 		case O_SECRET_FILE:

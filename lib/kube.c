@@ -1069,7 +1069,7 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 			if (!not_sent(e) && !(flags & KWH_KUBE_RETRY_SENT) && is_post) {
 				r->status = 503;
 				seterr(r->msg, sizeof r->msg, "%s failed after it was sent (%s); not retried, "
-				    "since a repeat could create a second object (see --dedupe)", what, es);
+				    "since a repeat could create a second object (deduplication, off under --no-dedupe, allows it)", what, es);
 				return r->status;
 			}
 		}

@@ -14,7 +14,7 @@ setup() {
 
 @test "dry-run=client with no cluster: objects as they would be sent, action dry-run" {
 	apply_envelope "$A/workflow.json" "$A/configmap.json" >"$TMP/in"
-	run --separate-stderr kwh-apply --dry-run=client --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run=client --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --no-dedupe --log none <"$TMP/in"
 	assert_success
 	echo "$output" | jq -e '.results == [
 		{apiVersion: "argoproj.io/v1alpha1", kind: "Workflow", namespace: "default", name: "", uid: "", action: "dry-run"},
@@ -28,7 +28,7 @@ setup() {
 
 @test "annotations are merged: the object's own stay, ours win on a clash (as kubectl annotate --overwrite)" {
 	apply_envelope "$A/configmap.json" >"$TMP/in"
-	run --separate-stderr kwh-apply --dry-run --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run --allow-kind /ConfigMap --log none <"$TMP/in"
 	assert_success
 	echo "$output" | jq -c '.manifests[0].metadata.annotations' >"$TMP/ours"
 	# kubectl's result, recorded by tests/record-kubectl (tests/fixtures/kubectl/apply)
@@ -55,7 +55,7 @@ setup() {
 @test "namespace: the object's own kept, else --namespace; cluster-scoped kinds get none" {
 	jq -c '.metadata.namespace = "own"' "$A/configmap.json" >"$TMP/own.json"
 	apply_envelope "$TMP/own.json" "$A/workflow.json" "$A/namespace.json" >"$TMP/in"
-	run --separate-stderr kwh-apply --dry-run=client --namespace team --allow-kind /Namespace --allow-kind /ConfigMap --allow-kind argoproj.io/Workflow --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run=client --namespace team --allow-kind /Namespace --allow-kind /ConfigMap --allow-kind argoproj.io/Workflow --allow-namespace 'own|team' --log none <"$TMP/in"
 	assert_success
 	echo "$output" | jq -e '[.manifests[].metadata.namespace] == ["own", "team", null]'
 	echo "$output" | jq -e '[.results[].namespace] == ["own", "team", ""]'
@@ -84,7 +84,7 @@ setup() {
 	echo "$output" | jq -e '.results[0].name == "" and .results[0].action == "dry-run"'
 }
 
-@test "--dedupe names: generateName cut to 58, five [a-z0-9], stable per delivery and index" {
+@test "dedupe names (the default; --dedupe is a no-op): generateName cut to 58, five [a-z0-9], stable per delivery and index" {
 	long=$(printf 'x%.0s' $(seq 70))
 	jq -c --arg g "$long-" '.metadata.generateName = $g' "$A/workflow.json" >"$TMP/long.json"
 	DELIVERY=abc apply_envelope "$A/workflow.json" "$TMP/long.json" "$A/workflow.json" >"$TMP/in"
@@ -129,13 +129,13 @@ setup() {
 @test "policy: --allow-namespace is a whole-string extended regex" {
 	jq -c '.metadata.namespace = "team-b"' "$A/configmap.json" >"$TMP/b.json"
 	apply_envelope "$A/workflow.json" "$TMP/b.json" >"$TMP/in"
-	run --separate-stderr kwh-apply --dry-run=client --namespace team-a --allow-namespace 'team-a' --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run=client --namespace team-a --allow-namespace 'team-a' --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --log none <"$TMP/in"
 	assert_failure 1
 	echo "$output" | jq -e '.response.status == 422'
 	echo "$output" | jq -r .response.message | grep -F "team-b"
-	run --separate-stderr kwh-apply --dry-run=client --namespace team-a --allow-namespace 'team-[ab]' --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run=client --namespace team-a --allow-namespace 'team-[ab]' --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --log none <"$TMP/in"
 	assert_success
-	run --separate-stderr kwh-apply --dry-run=client --namespace team-a --allow-namespace 'team' --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run=client --namespace team-a --allow-namespace 'team' --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --log none <"$TMP/in"
 	assert_failure 1
 	run --separate-stderr kwh-apply --dry-run=client --allow-namespace '(' --log none <"$TMP/in"
 	assert_failure 100
@@ -145,7 +145,7 @@ setup() {
 	{ DELIVERY=one apply_envelope "$A/workflow.json"
 	  DELIVERY=two apply_envelope "$A/configmap.json"
 	  DELIVERY=three apply_envelope "$A/namespace.json"; } >"$TMP/in"
-	run --separate-stderr kwh-apply --dry-run=client --log none <"$TMP/in"
+	run --separate-stderr kwh-apply --dry-run=client --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --log none <"$TMP/in"
 	assert_failure 1
 	[ "$(echo "$output" | wc -l)" -eq 3 ]
 	echo "$output" | jq -s -e '[.[].delivery] == ["one", "two", "three"]'

@@ -53,15 +53,15 @@ teardown() {
 	echo "$output" | jq -r .response.message | grep -E 'attempts'
 }
 
-@test "a reset connection: GET retried; a POST already sent is not retried without --dedupe" {
+@test "a reset connection: GET retried; a POST already sent is not retried under --no-dedupe" {
 	apiserver_fault '{"count":1,"reset":true,"method":"GET"}'
-	run --separate-stderr kwh_apply --log none <"$TMP/in"
+	run --separate-stderr kwh_apply --no-dedupe --log none <"$TMP/in"
 	assert_success
 	apiserver_fault '{"count":1,"reset":true,"method":"POST"}'
-	run --separate-stderr kwh_apply --log none <"$TMP/in"
+	run --separate-stderr kwh_apply --no-dedupe --log none <"$TMP/in"
 	assert_failure 1
 	echo "$output" | jq -e '.response.status == 503'
-	echo "$output" | jq -r .response.message | grep -F -- '--dedupe'
+	echo "$output" | jq -r .response.message | grep -F -- '--no-dedupe'
 	apiserver_requests | jq -e '[.[] | select(.method == "POST")] | length == 2'
 }
 
@@ -138,14 +138,14 @@ teardown() {
 	run -1 grep -F "$APISERVER_TOKEN" "$TMP/log"
 }
 
-@test "a POST answered 500 is not repeated without --dedupe, and is with it" {
+@test "a POST answered 500 is not repeated under --no-dedupe, and is by default" {
 	apiserver_fault '{"count":1,"status":500,"method":"POST"}'
-	run --separate-stderr kwh_apply --log none <"$TMP/in"
+	run --separate-stderr kwh_apply --no-dedupe --log none <"$TMP/in"
 	assert_failure 1
 	echo "$output" | jq -e '.response.status == 503'
 	apiserver_requests | jq -e '[.[] | select(.method == "POST")] | length == 1'
 	apiserver_fault '{"count":1,"status":500,"method":"POST"}'
-	run --separate-stderr kwh_apply --dedupe --log none <"$TMP/in"
+	run --separate-stderr kwh_apply --log none <"$TMP/in"
 	assert_success
 	apiserver_requests | jq -e '[.[] | select(.method == "POST") | .status] == [500, 500, 201]'
 }

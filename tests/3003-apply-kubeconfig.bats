@@ -19,8 +19,9 @@ teardown() {
 }
 
 # created_with ARGS...: kwh-apply ARGS succeeds and creates the Workflow
+# (--no-dedupe: each call creates one, with the same envelope)
 created_with() {
-	run --separate-stderr kwh-apply --cache "$TMP/cache" --log none "$@" <"$TMP/in"
+	run --separate-stderr kwh-apply --cache "$TMP/cache" --no-dedupe --log none "$@" <"$TMP/in"
 	assert_success
 	echo "$output" | jq -e '.results[0].action == "created"'
 }

@@ -57,7 +57,8 @@ annotated() {
 
 @test "generateName: the same POST as kubectl create -f (recorded)" {
 	golden_current apiserver
-	apply_envelope "$A/workflow.json" | kwh_apply --log none >/dev/null
+	# --no-dedupe: kubectl create sends no name, the server makes one
+	apply_envelope "$A/workflow.json" | kwh_apply --no-dedupe --log none >/dev/null
 	writes >"$TMP/kwh"
 	recorded_writes kwh-create >"$TMP/kubectl"
 	jq -e 'length == 1' "$TMP/kwh"
@@ -75,7 +76,8 @@ annotated() {
 }
 
 @test "what kwh-apply created, kubectl's recorded get requests read back" {
-	apply_envelope "$A/workflow.json" "$A/configmap.json" | kwh_apply --log none >"$TMP/out"
+	apply_envelope "$A/workflow.json" "$A/configmap.json" |
+		kwh_apply --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --log none >"$TMP/out"
 	name=$(jq -r '.results[0].name' "$TMP/out")
 	[ -n "$name" ]
 	run recorded_get '["get","workflow"]' "$name"
@@ -89,7 +91,8 @@ annotated() {
 
 @test "live kubectl: generateName: the same POST as kubectl create -f" {
 	need_kubectl
-	apply_envelope "$A/workflow.json" | kwh_apply --log none >/dev/null
+	# --no-dedupe: kubectl create sends no name, the server makes one
+	apply_envelope "$A/workflow.json" | kwh_apply --no-dedupe --log none >/dev/null
 	writes >"$TMP/kwh"
 	apiserver_clear_requests
 	annotated "$A/workflow.json" >"$TMP/wf.json"
@@ -117,7 +120,8 @@ annotated() {
 
 @test "live kubectl: what kwh-apply created, kubectl reads back" {
 	need_kubectl
-	apply_envelope "$A/workflow.json" "$A/configmap.json" | kwh_apply --log none >"$TMP/out"
+	apply_envelope "$A/workflow.json" "$A/configmap.json" |
+		kwh_apply --allow-kind argoproj.io/Workflow --allow-kind /ConfigMap --log none >"$TMP/out"
 	name=$(jq -r '.results[0].name' "$TMP/out")
 	run apiserver_kubectl get workflow "$name" -o json
 	assert_success
