@@ -69,6 +69,23 @@ kwh_spool_name_ok(const char *d)
 	return i > 0 && i <= 200;
 }
 
+void
+kwh_spool_name(struct kwh_buf *out, jv env)
+{
+	char delivery[256], digest[80];
+	size_t n;
+
+	kwh_env_str(env, "delivery", delivery, sizeof delivery);
+	kwh_env_str(env, "digest", digest, sizeof digest);
+	for (n = 0; n < 16 && ((digest[n] >= '0' && digest[n] <= '9') ||
+	    (digest[n] >= 'a' && digest[n] <= 'f')); n++)
+		;
+	if (n == 16)
+		kwh_buf_printf(out, "%s-%.16s.json", delivery, digest);
+	else
+		kwh_buf_printf(out, "%s.json", delivery);
+}
+
 int
 kwh_spool_write(const char *dir, const char *name, jv v,
     const struct timespec *mtime, char *err, size_t errlen)
@@ -154,7 +171,7 @@ kwh_spool_envelope(const char *dir, jv env, char *err, size_t errlen)
 	jv_free(resp);
 	env = jv_object_delete(env, jv_string("response"));
 	env = jv_object_set(env, jv_string("spool"), sp);
-	kwh_buf_printf(&name, "%s.json", delivery);
+	kwh_spool_name(&name, env);
 	rc = kwh_spool_write(dir, name.data, env, NULL, err, errlen);
 	kwh_buf_release(&name);
 	return rc;

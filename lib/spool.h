@@ -6,7 +6,8 @@
 #include <jv.h>
 
 /*
- * A spool is a directory holding one file per delivery, DIR/<delivery>.json:
+ * A spool is a directory holding one file per delivery and hook target,
+ * DIR/<delivery>-<digest>.json (kwh_spool_name):
  * the envelope as it was when a stage gave up (without its response) plus a
  * "spool" key {stage, status, message, time, attempts} saying where and why
  * it stopped (time in Unix epoch milliseconds; attempts counts the replays
@@ -35,6 +36,16 @@ const char *kwh_spool_stage(jv env, char *out, size_t n);
 int kwh_spool_name_ok(const char *delivery);
 
 /*
+ * Appends to out the file name env is spooled under: "DELIVERY-D.json",
+ * D the first 16 hex digits of the envelope's digest (kwh.7), so that the
+ * deliveries of one event to two hooks (a repository's and an
+ * organisation's: one delivery id, two target types) are two files; or
+ * "DELIVERY.json" for an envelope without a digest.  Borrows env.
+ */
+struct kwh_buf;
+void kwh_spool_name(struct kwh_buf *out, jv env);
+
+/*
  * Writes the JSON text of v (consumed) and a newline to DIR/NAME
  * atomically: a temporary file in DIR, write, fsync, rename, fsync of the
  * directory.  The new file is locked (flock) until it is in place, and
@@ -46,7 +57,7 @@ int kwh_spool_write(const char *dir, const char *name, jv v,
 
 /*
  * Spools env (consumed): writes it, minus its response and with the spool
- * key, to DIR/<delivery>.json with kwh_spool_write.  Returns 0, or -1 with
+ * key, to DIR/NAME (kwh_spool_name) with kwh_spool_write.  Returns 0, or -1 with
  * a message in err.  Does not check kwh_spool_wanted.
  */
 int kwh_spool_envelope(const char *dir, jv env, char *err, size_t errlen);
@@ -62,7 +73,7 @@ jv kwh_spool_respond(const char *dir, jv env, int *failed);
 
 /* One spooled file, as listed. */
 struct kwh_spool_entry {
-	char *name;			/* "<delivery>.json", owned */
+	char *name;			/* "<delivery>-<digest>.json", owned */
 	struct timespec mtime;
 };
 

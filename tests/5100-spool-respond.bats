@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # kwh-respond --spool DIR: a verified delivery that failed with a 5xx is
-# written whole to DIR/<delivery>.json before the response, which says so;
+# written whole to DIR/<delivery>-<digest>.json (DIR/<delivery>.json
+# for an envelope without a digest) before the response, which says so;
 # nothing else is spooled, and a failed spool write is never silent.
 
 load test_helper
@@ -190,5 +191,8 @@ apply_503() {
 	assert_output --partial '; delivery spooled for replay'
 	jq -e --slurpfile p "$TMP/push.json" '.delivery == "real-1" and .verified == "sha256" and
 		.payload == $p[0] and (.annotations | type) == "object" and
-		.spool.stage == "kwh-fetch" and .spool.status == 502' "$TMP/spool/real-1.json"
+		.spool.stage == "kwh-fetch" and .spool.status == 502' "$TMP/spool"/real-1-*.json
+	# named by the delivery and the digest kwh-verify set, one file
+	d=$({ printf 'push\n\n'; cat "$TMP/push.json"; } | sha256sum | cut -c1-16)
+	[ "$(ls -A "$TMP/spool")" = "real-1-$d.json" ]
 }

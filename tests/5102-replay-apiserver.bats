@@ -24,17 +24,20 @@ teardown() {
 
 # deliver ID [APPLY OPTIONS...]: the whole handler chain for a signed push
 # with delivery ID, kwh-respond --spool; the response in $TMP/resp.ID.
+# Each ID is its own push (the payload names it, as GitHub's differ from
+# push to push): the same ID again is a redelivery, the same request.
 deliver() {
 	local id=$1; shift
-	kwh-sign --event push --delivery "$id" --secret-file "$TMP/secret" "$TMP/push.json" |
+	jq -c --arg id "$id" '.kwh_test_push = $id' "$TMP/push.json" >"$TMP/push.$id.json"
+	kwh-sign --event push --delivery "$id" --secret-file "$TMP/secret" "$TMP/push.$id.json" |
 		kwh-verify --secret-file "$TMP/secret" --log none |
 		kwh-annotate --log none |
 		kwh-fetch --cache "$TMP/git-cache" --log none |
-		kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --dedupe --log none "$@" |
+		kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --log none "$@" |
 		kwh-respond --spool "$TMP/spool" --log "$TMP/respond.log" >"$TMP/resp.$id"
 }
 
-CHAIN='kwh-annotate --log none | kwh-fetch --cache "$TMP/git-cache" --log none | kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --dedupe --log none'
+CHAIN='kwh-annotate --log none | kwh-fetch --cache "$TMP/git-cache" --log none | kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --log none'
 
 @test "API server killed: every delivery is spooled with 503; restarted, one replay creates each Workflow once" {
 	deliver before-1
@@ -79,7 +82,7 @@ CHAIN='kwh-annotate --log none | kwh-fetch --cache "$TMP/git-cache" --log none |
 	status=$(http_status "$TMP/resp.lost-answer")
 	[[ "$status" == 5* ]]
 	http_body "$TMP/resp.lost-answer" | jq -e '.spooled == true'
-	jq -e '.spool.stage == "kwh-apply"' "$TMP/spool/lost-answer.json"
+	jq -e '.spool.stage == "kwh-apply"' "$(spool_file "$TMP/spool" lost-answer)"
 	n=0
 	until [ "$(apiserver_objects | jq length)" -ge 1 ]; do
 		n=$((n + 1)); [ "$n" -lt 100 ] || false; sleep 0.05
@@ -101,11 +104,11 @@ CHAIN='kwh-annotate --log none | kwh-fetch --cache "$TMP/git-cache" --log none |
 	deliver git-down
 	assert_equal "$(http_status "$TMP/resp.git-down")" 502
 	jq -e '.spool.stage == "kwh-fetch" and .spool.status == 502 and (.annotations | length) >= 8' \
-		"$TMP/spool/git-down.json"
+		"$(spool_file "$TMP/spool" git-down)"
 	# still down: kept, attempts counted
 	run --separate-stderr kwh-replay --spool "$TMP/spool" "$CHAIN"
 	assert_failure 1
-	jq -e '.spool.attempts == 1 and .spool.last.status == 502' "$TMP/spool/git-down.json"
+	jq -e '.spool.attempts == 1 and .spool.last.status == 502' "$(spool_file "$TMP/spool" git-down)"
 	mv "$TMP/repo.away" "$TMP/repo"
 	run --separate-stderr kwh-replay --spool "$TMP/spool" "$CHAIN"
 	assert_success

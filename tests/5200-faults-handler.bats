@@ -68,8 +68,8 @@ workflows() {
 
 # spooled DELIVERY: the spool holds DELIVERY, mode 0600, whole and verified.
 spooled() {
-	local f=$TMP/spool/$1.json
-	[ -f "$f" ] || { echo "$1 is not spooled: $(ls -A "$TMP/spool")" >&2; return 1; }
+	local f
+	f=$(spool_file "$TMP/spool" "$1") || { echo "$1 is not spooled: $(ls -A "$TMP/spool")" >&2; return 1; }
 	assert_equal "$(stat -c %a "$f")" 600
 	jq -e --arg d "$1" '.delivery == $d and .verified == "sha256" and
 		(.spool.stage | type == "string") and (.spool.status >= 500)' "$f" >/dev/null
@@ -114,13 +114,13 @@ replay_chain() {
 	grep -q 'prog=kwh-apply level=error delivery=d-429 status=503 .*kept failing' "$TMP/log"
 	assert_equal "$(workflows)" 0
 	spooled d-429
-	jq -e '.spool.stage == "kwh-apply" and .spool.status == 503' "$TMP/spool/d-429.json"
+	jq -e '.spool.stage == "kwh-apply" and .spool.status == 503' "$(spool_file "$TMP/spool" d-429)"
 	# the API server recovers: the replay creates the Workflow, once
 	apiserver_control DELETE /_test/faults >/dev/null
 	run --separate-stderr kwh-replay --spool "$TMP/spool" "$(replay_chain)"
 	assert_success
 	assert_equal "$(workflows)" 1
-	[ ! -e "$TMP/spool/d-429.json" ]
+	not_spooled "$TMP/spool" d-429
 	# a second replay has nothing left to do
 	run --separate-stderr kwh-replay --spool "$TMP/spool" "$(replay_chain)"
 	assert_success
@@ -174,7 +174,7 @@ replay_chain() {
 	assert_success
 	echo "$output" | jq -e '.results[0].action == "exists" or .results[0].action == "unchanged"'
 	assert_equal "$(workflows)" 1
-	[ ! -e "$TMP/spool/d-slow.json" ]
+	not_spooled "$TMP/spool" d-slow
 }
 
 @test "git remote down: 502 naming the remote, nothing sent to the API, spooled; replayed once it is up" {
@@ -191,14 +191,14 @@ replay_chain() {
 	grep -q "prog=kwh-fetch level=error delivery=d-gitdown status=502" "$TMP/log"
 	apiserver_requests | jq -e 'map(select(.method != "GET")) | length == 0'
 	spooled d-gitdown
-	jq -e '.spool.stage == "kwh-fetch"' "$TMP/spool/d-gitdown.json"
+	jq -e '.spool.stage == "kwh-fetch"' "$(spool_file "$TMP/spool" d-gitdown)"
 	# the remote comes up (elsewhere: the replay names it)
 	start_git_daemon
 	REMOTE="git://127.0.0.1:$GIT_DAEMON_PORT/{full_name}.git"
 	run --separate-stderr kwh-replay --spool "$TMP/spool" "$(replay_chain)"
 	assert_success
 	assert_equal "$(workflows)" 1
-	[ ! -e "$TMP/spool/d-gitdown.json" ]
+	not_spooled "$TMP/spool" d-gitdown
 }
 
 @test "git remote that accepts and never answers: cut off at the deadline (502/504), spooled" {
@@ -242,7 +242,7 @@ replay_chain() {
 	# (post_push ran in a subshell: read the answer from the spool and log)
 	grep -q "prog=kwh-fetch level=error delivery=d-killed status=502" "$TMP/log"
 	spooled d-killed
-	jq -e '.spool.status == 502 and .spool.stage == "kwh-fetch"' "$TMP/spool/d-killed.json"
+	jq -e '.spool.status == 502 and .spool.stage == "kwh-fetch"' "$(spool_file "$TMP/spool" d-killed)"
 	apiserver_requests | jq -e 'map(select(.method != "GET")) | length == 0'
 	# the server comes back on the same port: the next delivery does not
 	# trip over what the killed fetch left, and creates its Workflow
@@ -313,7 +313,7 @@ nobody_tree() {
 	grep -q 'prog=kwh-fetch level=error delivery=d-nocache status=500' "$TMP/log"
 	assert_equal "$(workflows)" 0
 	spooled d-nocache
-	assert_equal "$(stat -c %u "$TMP/spool/d-nocache.json")" 65534
+	assert_equal "$(stat -c %u "$(spool_file "$TMP/spool" d-nocache)")" 65534
 }
 
 # tmpfs_full DIR: a 64 KiB tmpfs on DIR, filled up.
@@ -346,7 +346,7 @@ tmpfs_full() {
 	run --separate-stderr kwh-replay --spool "$TMP/spool" "$(replay_chain)"
 	assert_success
 	assert_equal "$(workflows)" 1
-	[ ! -e "$TMP/spool/d-full.json" ]
+	not_spooled "$TMP/spool" d-full
 }
 
 @test "disk full under the spool: still a well-formed 503 that says NOT spooled, and an error logged" {
@@ -385,10 +385,12 @@ tmpfs_full() {
 		pids+=($!)
 	done
 	for i in "${pids[@]}"; do wait "$i" || true; done
-	assert_equal "$(sort "$TMP"/code-* | uniq -c | awk '{print $1, $2}')" "32 201"
+	# one signed push under 32 delivery ids: one delivery (deduplicated on
+	# its digest), created once and found by the 31 others
+	assert_equal "$(sort "$TMP"/code-* | uniq -c | awk '{print $1, $2}')" "$(printf '31 200\n1 201')"
 	assert_equal "$(upload_packs)" 1
-	assert_equal "$(workflows)" 32
-	# one create per delivery, none repeated or refused
+	assert_equal "$(workflows)" 1
+	# one create per delivery, one of them 201, the others AlreadyExists
 	apiserver_requests | jq -e '[.[] | select(.method == "POST") | .status] |
-		length == 32 and all(. == 201)'
+		length == 32 and (map(select(. == 201)) | length) == 1 and (map(select(. == 409)) | length) == 31'
 }

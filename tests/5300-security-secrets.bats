@@ -119,9 +119,9 @@ no_secret() {
 	post_push "$PORT" d-gitauth
 	assert_equal "$CODE" 502
 	grep -q 'prog=kwh-fetch level=error delivery=d-gitauth status=502' "$TMP/log"
-	[ -f "$TMP/spool/d-gitauth.json" ]
+	f=$(spool_file "$TMP/spool" d-gitauth)
 	printf '%s\n' "$BODY" >"$TMP/body1"
-	no_secret "$TMP/body1" "$TMP/log" "$TMP/spool/d-gitauth.json" "$TMP/socat.err"
+	no_secret "$TMP/body1" "$TMP/log" "$f" "$TMP/socat.err"
 	# the git server takes the token now; the API server refuses ours
 	stop_pid "$HTTP_GIT_PID"
 	python3 "$TMP/githttp.py" "$HTTP_GIT_PORT" "$SRV" "$GIT_TOKEN" "$TMP/http.log" "$TMP/stall" \

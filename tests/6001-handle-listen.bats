@@ -195,11 +195,16 @@ same() {
 	assert_equal "$(http_status "$TMP/oneshot.resp")" 503
 	jq -e '.message | endswith("; delivery spooled for replay")' "$TMP/listen.body"
 	diff <(http_body "$TMP/oneshot.resp" | jq -S 'del(.message)') <(jq -S 'del(.message)' "$TMP/listen.body")
-	diff <(jq -S '.payload' "$TMP/spool-oneshot/d-down.json") <(jq -S '.payload' "$TMP/spool-listen/d-down.json")
-	jq -e '.spool.status == 503 and .spool.stage == "kwh-apply" and .delivery == "d-down"' \
-		"$TMP/spool-listen/d-down.json"
-	diff <(jq -S 'del(.spool.time, .spool.message, .deadline, .received, .headers)' "$TMP/spool-oneshot/d-down.json") \
-		<(jq -S 'del(.spool.time, .spool.message, .deadline, .received, .headers)' "$TMP/spool-listen/d-down.json")
+	o=$(spool_file "$TMP/spool-oneshot" d-down)
+	l=$(spool_file "$TMP/spool-listen" d-down)
+	assert_equal "$(basename "$l")" "$(basename "$o")"
+	jq -S '.payload' "$o" >"$TMP/o.payload"
+	jq -S '.payload' "$l" >"$TMP/l.payload"
+	diff "$TMP/o.payload" "$TMP/l.payload"
+	jq -e '.spool.status == 503 and .spool.stage == "kwh-apply" and .delivery == "d-down"' "$l"
+	jq -S 'del(.spool.time, .spool.message, .deadline, .received, .headers)' "$o" >"$TMP/o.json"
+	jq -S 'del(.spool.time, .spool.message, .deadline, .received, .headers)' "$l" >"$TMP/l.json"
+	diff "$TMP/o.json" "$TMP/l.json"
 }
 
 @test "listen: GET /-/alive 200, other methods 405, a truncated request 400, an oversized body 413" {
@@ -519,7 +524,7 @@ same() {
 	printf 'wrong-token\n' >"$TMP/token"
 	sed "s|^    token: .*|    tokenFile: $TMP/token|" "$APISERVER_DIR/kubeconfig" >"$TMP/kubeconfig"
 	grep -q tokenFile "$TMP/kubeconfig"
-	POPTS=(--kubeconfig "$TMP/kubeconfig" --cache "$TMP/cache")
+	POPTS=(--kubeconfig "$TMP/kubeconfig" --cache "$TMP/cache" --no-dedupe)
 	start_listen --workers 1
 	run post "$TMP/push.json" push d-tok-1
 	assert_output 502
@@ -550,7 +555,7 @@ exec_kubeconfig() {
         value: $TMP/runs
       - name: PLUGIN_EXPIRES
         value: \"$1\""
-	POPTS=(--kubeconfig "$TMP/kc" --cache "$TMP/cache")
+	POPTS=(--kubeconfig "$TMP/kc" --cache "$TMP/cache" --no-dedupe)
 	: >"$TMP/runs"
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# kwh-handle: what kwh-handle(1) and kwh-apply(1) promise about --dedupe
-# that no other test pinned (issue 14, point 7).  Each test here was seen
+# kwh-handle: what kwh-handle(1) and kwh-apply(1) promise about
+# deduplication that no other test pinned (issue 14, point 7).  Each test here was seen
 # to fail on a build broken on purpose; the commit that added it names the
 # breakage.
 
@@ -49,12 +49,20 @@ workflows() {
 	jq -e --arg n "$name" --arg u "$uid" '.results | length == 1 and .[0].action == "exists" and
 		.[0].name == $n and .[0].uid == $u and .[0].kind == "Workflow" and .[0].namespace == "ci"' <<<"$BODY"
 	workflows | jq -e 'length == 1'
-	# Another delivery is another object.
+	# The same signed push under another delivery id is the same delivery
+	# (the key is the digest of what is signed, not the unsigned id).
 	handle d-dup-2 --dedupe
+	assert_equal "$STATUS" 200
+	jq -e --arg n "$name" '.results[0].action == "exists" and .results[0].name == $n' <<<"$BODY"
+	workflows | jq -e 'length == 1'
+	# Another push is another object.
+	jq '.pusher.name = "someone-else"' "$TMP/push.json" >"$TMP/push2.json"
+	mv "$TMP/push2.json" "$TMP/push.json"
+	handle d-dup-3 --dedupe
 	assert_equal "$STATUS" 201
 	workflows | jq -e --arg n "$name" 'length == 2 and ([.[].metadata.name] | index($n) != null)'
-	# Control: without --dedupe a redelivery creates again.
-	handle d-dup-2
+	# Control: --no-dedupe (in POPTS; the last option wins) creates again.
+	handle d-dup-3
 	assert_equal "$STATUS" 201
 	workflows | jq -e 'length == 3'
 }

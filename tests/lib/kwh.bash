@@ -80,7 +80,8 @@ push_payload() {
 # handler_setup SECRET: what the handler tests (tests/6000, 6001) start
 # from: the test API server, a repository with a Workflow, the secrets
 # "secret" (SECRET) and "other", a push of it in $TMP/push.json, and each
-# stage's options (kwh-handle takes them all) in VOPTS, AOPTS, FOPTS, POPTS.
+# stage's options (kwh-handle takes them all) in VOPTS, AOPTS, FOPTS, POPTS
+# (POPTS with --no-dedupe).
 handler_setup() {
 	export HOME=$TMP
 	apiserver_start
@@ -91,5 +92,28 @@ handler_setup() {
 	VOPTS=(--secret-file "$TMP/secret")
 	AOPTS=()
 	FOPTS=(--cache "$TMP/cache")
-	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache")
+	# --no-dedupe: these tests send one push many times (and to the chain and
+	# kwh-handle in turn) and count a creation for each; the default,
+	# deduplication, is tested in tests/3007 and tests/6003
+	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache" --no-dedupe)
+}
+
+# spool_file DIR DELIVERY: the path of the one file DIR holds for DELIVERY:
+# DELIVERY-<16 hex digits of the digest>.json, or DELIVERY.json for an
+# envelope without a digest.  Fails when there is none, or more than one.
+spool_file() {
+	local x out=()
+	for x in "$1/$2"-????????????????.json "$1/$2".json; do
+		[ ! -f "$x" ] || out+=("$x")
+	done
+	[ "${#out[@]}" -eq 1 ] || { echo "$2: ${#out[@]} spool files in $1: $(ls -A "$1")" >&2; return 1; }
+	printf '%s\n' "${out[0]}"
+}
+
+# not_spooled DIR DELIVERY: DIR holds no file for DELIVERY.
+not_spooled() {
+	local x
+	for x in "$1/$2"-????????????????.json "$1/$2".json; do
+		[ ! -e "$x" ] || { echo "$x is spooled" >&2; return 1; }
+	done
 }
