@@ -159,8 +159,8 @@ kind_allowed(const struct kwh_apply *a, const struct item *it)
 				return 1;
 			continue;
 		}
-		if (!any_group && !strcmp(slash + 1, it->kind))
-			return 1;
+		if (!strcmp(slash + 1, it->kind))
+			return 1;	/* a "*" group comes only with a "*" kind (kwh_cli_policy) */
 	}
 	return 0;
 }

@@ -91,6 +91,8 @@ kwh_cli_policy(const char **list, size_t *n, size_t max, const char *opt, const 
 		kwh_usage_error("%s: at most %zu", opt, max);
 	if (!strcmp(opt, "--allow-kind") && (!strchr(arg, '/') || !strchr(arg, '/')[1]))
 		kwh_usage_error("--allow-kind '%s': want GROUP/KIND (core kinds as /KIND)", arg);
+	if (!strcmp(opt, "--allow-kind") && !strncmp(arg, "*/", 2) && strcmp(arg, "*/*"))
+		kwh_usage_error("--allow-kind '%s': the group may be '*' only in '*/*'", arg);
 	list[(*n)++] = arg;
 }
 

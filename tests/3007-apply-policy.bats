@@ -101,6 +101,9 @@ refused() {
 	echo "$output" | jq -e '.response.status == 422'
 	run --separate-stderr kwh_apply --allow-kind rbac.authorization.k8s.io/ClusterRoleBinding --log none <"$TMP/in"
 	assert_success
+	# a group wildcard only as */*: */Secret would be a kind by any group
+	run --separate-stderr kwh_apply --allow-kind '*/Secret' --log none <"$TMP/in"
+	assert_failure 100
 	# an --allow-kind list replaces the default: Workflows are then refused
 	apply_envelope "$A/workflow.json" >"$TMP/in"
 	run --separate-stderr kwh_apply --allow-kind /ConfigMap --log none <"$TMP/in"
