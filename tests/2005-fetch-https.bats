@@ -111,13 +111,13 @@ $URL"
 		"$FIXTURES/github/push-payload.json" > "$TMP/push.json"
 	kwh-sign --event push --delivery d-https --secret-file "$TMP/secret" "$TMP/push.json" > "$TMP/req"
 	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" \
-	    --token-file "$TMP/token" --ca-file "$PKI/ca.crt" --dry-run=client < "$TMP/req"
+	    --token-file "$TMP/token" --ca-file "$PKI/ca.crt" --dry-run=client --allow-kind /ConfigMap < "$TMP/req"
 	assert_success
 	assert_equal "$(http_status <(printf '%s\n' "$output"))" 200
 	grep -q '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log"
 	# without it, the certificate is refused
 	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$TMP/cache2" \
-	    --token-file "$TMP/token" --dry-run=client < "$TMP/req"
+	    --token-file "$TMP/token" --dry-run=client --allow-kind /ConfigMap < "$TMP/req"
 	assert_failure 1
 	assert_equal "$(http_status <(printf '%s\n' "$output"))" 502
 	[[ "$output" == *"the SSL certificate is invalid"* ]]
@@ -128,6 +128,7 @@ $URL"
 	PORT=$(free_port)
 	kwh-handle --listen "127.0.0.1:$PORT" --workers 1 --secret-file "$TMP/secret" \
 	    --cache "$CACHE" --token-file "$TMP/token" --ca-file "$PKI/ca.crt" --dry-run=client \
+	    --allow-kind /ConfigMap \
 	    --log "$TMP/listen.log" 3>&- &
 	LISTEN_PID=$!
 	wait_port "$PORT"
