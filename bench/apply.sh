@@ -25,7 +25,8 @@ trap 'apiserver_stop; rm -rf "$BATS_TEST_TMPDIR"' EXIT
 dir=$BATS_TEST_TMPDIR
 manifest=$top/tests/fixtures/apply/workflow.json
 jq -c -n --slurpfile m "$manifest" '{kwh: 1, delivery: "bench", manifests: $m}' >"$dir/env.json"
-kwh() { "$KWH_BIN/kwh-apply" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$dir/kwh-cache" --log none <"$dir/env.json" >/dev/null; }
+# --no-dedupe: one envelope, a create every run, as kubectl create -f
+kwh() { "$KWH_BIN/kwh-apply" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$dir/kwh-cache" --no-dedupe --log none <"$dir/env.json" >/dev/null; }
 kctl() { "$KUBECTL" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache-dir "$dir/kube-cache" create -f "$manifest" >/dev/null; }
 # The floor for any libcurl program: curl(1) itself POSTing the same
 # manifest to the same URL over TLS (no kubeconfig, no discovery).
@@ -48,7 +49,7 @@ cc -O2 -o "$dir/empty" "$dir/empty.c"
 printf '#include <curl/curl.h>\nint main(int c, char **v) { return c > 1 ? (int)curl_version()[0] : 0; }\n' >"$dir/loadcurl.c"
 cc -O2 -o "$dir/loadcurl" "$dir/loadcurl.c" -lcurl
 "$dir/timeit" "$runs" "$dir/env.json" \
-	-- "$KWH_BIN/kwh-apply" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$dir/kwh-cache" --log none \
+	-- "$KWH_BIN/kwh-apply" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$dir/kwh-cache" --no-dedupe --log none \
 	-- "$KUBECTL" --kubeconfig "$APISERVER_DIR/kubeconfig" --cache-dir "$dir/kube-cache" create -f "$manifest" \
 	-- curl -sS -o /dev/null --fail --cacert "$APISERVER_DIR/ca.crt" -K "$dir/curl.cfg" \
 		-H 'Content-Type: application/json' --data-binary @"$manifest" "$url" \

@@ -17,7 +17,8 @@
 #   4. kwh-handle --listen (resident, pre-forked workers: the default count,
 #      one per online CPU and at least 2) vs webhook+true (target >= 1x) and
 #      vs webhook+git+kubectl (target >= 30x).
-# Every kwh request really creates a Workflow (no --dedupe); the script
+# Every kwh request really creates a Workflow (--no-dedupe: ab sends one
+# signed request, which deduplication would create once); the script
 # counts them.  Bounded: fixed request counts (default 100 for kwh and the
 # floor, 40 for the kubectl script), each ab run under a 150 s timeout.
 # Stage-by-stage figures: bench/verify.sh, annotate.sh, fetch.sh, apply.sh.
@@ -119,9 +120,9 @@ sig=$("$KWH_BIN/kwh-sign" --secret-file "$d/secret" "$d/body.json" | tr -d '\r' 
 kv=$KWH_BIN
 chain="$kv/kwh-verify --secret-file $d/secret --log none | $kv/kwh-annotate --log none |"
 chain+=" $kv/kwh-fetch --remote $remote --cache $d/kwh-cache --log none |"
-chain+=" $kv/kwh-apply --kubeconfig $K --cache $d/kwh-cache --log none | $kv/kwh-respond --log none"
+chain+=" $kv/kwh-apply --kubeconfig $K --cache $d/kwh-cache --no-dedupe --log none | $kv/kwh-respond --log none"
 handle="$kv/kwh-handle --secret-file $d/secret --remote $remote --cache $d/kwh-cache"
-handle+=" --kubeconfig $K --log none"
+handle+=" --kubeconfig $K --no-dedupe --log none"
 body='{"status":201,"message":"created","results":[]}'
 printf 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
 	"${#body}" "$body" >"$d/fixed"
