@@ -193,6 +193,25 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		    "(or --insecure to accept unsigned deliveries)");
 }
 
+/* A file kwh-fetch needs is readable: 0, or -1 with why in h->fetch_err.
+ * The resident server stops at start-up; a one-shot run still answers
+ * its request (500), as the chain's kwh-fetch would. */
+static int
+fetch_readable(struct kwh_handle *h, const char *what, const char *path)
+{
+	if (h->fetch_err[0])
+		return -1;
+	if (h->listen)
+		kwh_cli_readable(what, path);
+	else if (access(path, R_OK) < 0) {
+		snprintf(h->fetch_err, sizeof h->fetch_err, "cannot read %s '%s': %s", what, path,
+		    strerror(errno));
+		kwh_warn("%s", h->fetch_err);
+		return -1;
+	}
+	return 0;
+}
+
 /* kwh-fetch's checks and set-up of the git options. */
 static void
 init_fetch(struct kwh_handle *h)
@@ -207,12 +226,16 @@ init_fetch(struct kwh_handle *h)
 		char err[512];
 
 		stat(h->token_file, &h->token_stat);
-		if (kwh_cli_token_read(h->token_file, &h->token, err, sizeof err) < 0)
-			kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+		if (kwh_cli_token_read(h->token_file, &h->token, err, sizeof err) < 0) {
+			if (h->listen)
+				kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+			snprintf(h->fetch_err, sizeof h->fetch_err, "%s", err);
+			kwh_warn("%s", err);
+		}
 		g->token = h->token.data;
 	}
 	if (g->ssh_key) {
-		kwh_cli_readable("SSH key", g->ssh_key);
+		fetch_readable(h, "SSH key", g->ssh_key);
 		if (!g->known_hosts && !g->skip_host_key_check) {
 			const char *home = getenv("HOME");
 			kwh_buf_printf(&h->known_hosts, "%s/.ssh/known_hosts", home ? home : "");
@@ -220,9 +243,9 @@ init_fetch(struct kwh_handle *h)
 		}
 	}
 	if (g->known_hosts && !g->skip_host_key_check)
-		kwh_cli_readable("known hosts file", g->known_hosts);
+		fetch_readable(h, "known hosts file", g->known_hosts);
 	if (g->ca_file)
-		kwh_cli_readable("CA file", g->ca_file);
+		fetch_readable(h, "CA file", g->ca_file);
 	g->progress = isatty(2);
 }
 
@@ -334,6 +357,12 @@ unconfigured(void *ctx, jv env)
 	return kwh_env_respond(env, 500, "kwh-apply cannot run: %s", (const char *)ctx);
 }
 
+static jv
+fetch_unconfigured(void *ctx, jv env)
+{
+	return kwh_env_respond(env, 500, "kwh-fetch cannot run: %s", (const char *)ctx);
+}
+
 /* Has the file at path changed since *was (which it updates)?  A file that
  * cannot be stat'ed counts as changed once. */
 static int
@@ -430,7 +459,10 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 		kwh_annotate_release(&h->annotate);
 		h->annotate_ready = 0;
 	}
-	env = stage("kwh-fetch", kwh_fetch, &h->fetch, env);
+	if (h->fetch_err[0] && !kwh_env_has_response(env))
+		unconfigured_used = 1;
+	env = h->fetch_err[0] ? stage("kwh-fetch", fetch_unconfigured, h->fetch_err, env) :
+	    stage("kwh-fetch", kwh_fetch, &h->fetch, env);
 	if (!h->apply_ready && !kwh_env_has_response(env))
 		unconfigured_used = 1;
 	if (h->resident && h->apply_ready)

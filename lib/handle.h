@@ -46,6 +46,7 @@ struct kwh_handle {
 	int annotate_ready, apply_ready;
 	int resident;			/* serves many requests (kwh_handle_serve) */
 	char apply_err[1024];		/* why kwh-apply cannot run, or "" */
+	char fetch_err[1024];		/* why kwh-fetch cannot run (one-shot), or "" */
 };
 
 /*
