@@ -407,7 +407,7 @@ same() {
 		refute_line --regexp '^WEBHOOK_SECRET=.'
 	done
 	# the env secret works too
-	printf 'env-secret-value' >"$TMP/envsecret"
+	printf 'env-secret-value' >"$TMP/envsecret"; chmod 600 "$TMP/envsecret"
 	run post "$TMP/push.json" push d-secret2 envsecret
 	assert_output 201
 	stop_listen
@@ -607,7 +607,7 @@ runs() { wc -l <"$TMP/runs"; }
 	# replaced as a Kubernetes Secret volume or mv replaces it
 	printf 'the-new-secret\n' >"$TMP/secret.new"
 	mv "$TMP/secret.new" "$TMP/secret"
-	cp "$TMP/secret" "$TMP/new-secret"
+	cp "$TMP/secret" "$TMP/new-secret"; chmod 600 "$TMP/new-secret"
 	run post "$TMP/push.json" push d-rot-2 old-secret
 	assert_output 401
 	run post "$TMP/push.json" push d-rot-3 new-secret
