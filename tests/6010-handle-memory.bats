@@ -73,3 +73,22 @@ big_push() {
 	assert_equal "$(pgrep -P "$LISTEN_PID")" "$w"
 	[ "$after" -lt $((idle + 50000)) ]
 }
+
+@test "kwh-handle: more JSON values than --max-json-values is 413, nothing created" {
+	# 500,000 objects of 2 values each: over the default of 1,000,000
+	big_push 500000 "$TMP/big.json"
+	kwh-sign --event push --delivery d-values --secret-file "$TMP/secret" "$TMP/big.json" >"$TMP/req"
+	before=$(apiserver_objects | jq length)
+	kwh-handle "${VOPTS[@]}" "${FOPTS[@]}" "${POPTS[@]}" <"$TMP/req" >"$TMP/resp" 2>"$TMP/err" &&
+		rc=0 || rc=$?
+	assert_equal "$rc" 1
+	assert_equal "$(http_status "$TMP/resp")" 413
+	http_body "$TMP/resp" | jq -e '.status == 413 and
+		(.message | test("^payload has more than 1000000 JSON values at byte [0-9]+ \\(the limit is --max-json-values\\)$"))'
+	assert_equal "$(apiserver_objects | jq length)" "$before"
+	# raised, it passes
+	kwh-handle "${VOPTS[@]}" "${FOPTS[@]}" "${POPTS[@]}" --max-json-values 2000000 \
+		<"$TMP/req" >"$TMP/resp" 2>"$TMP/err"
+	assert_equal "$(http_status "$TMP/resp")" 201
+	assert_equal "$(apiserver_objects | jq length)" $((before + 1))
+}
