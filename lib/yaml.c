@@ -612,11 +612,11 @@ count(struct conv *c, size_t n, yaml_mark_t m)
 #define DEADLINE_EVERY 4096
 
 static int
-deadline_passed(struct conv *c, size_t line)
+deadline_passed(struct conv *c, size_t line, size_t col)
 {
 	if (!c->budget || !c->budget->deadline || kwh_now_ms() < c->budget->deadline)
 		return 0;
-	return fail(c, KWH_YAML_EDEADLINE, line, 0, "reading stopped");
+	return fail(c, KWH_YAML_EDEADLINE, line, col, "reading stopped");
 }
 
 static int
@@ -975,7 +975,7 @@ convert_first(struct conv *c, const char *data, size_t len, jv *out)
 			break;
 		}
 		if (++c->events % DEADLINE_EVERY == 0)
-			rc = deadline_passed(c, ev.start_mark.line);
+			rc = deadline_passed(c, ev.start_mark.line, ev.start_mark.column);
 		if (rc < 0) {
 			yaml_event_delete(&ev);
 			break;
@@ -1182,7 +1182,7 @@ json_stream(struct conv *c, jv *list, const char *data, size_t len)
 	jv_parser_set_buf(p, data, (int)len, 0);
 	while (rc == 0 && jv_is_valid(v = jv_parser_next(p))) {
 		if ((rc = count(c, jv_nodes(v), top)) < 0 ||
-				(rc = deadline_passed(c, 0)) < 0) {
+				(rc = deadline_passed(c, 0, 0)) < 0) {
 			jv_free(v);
 			break;
 		}
@@ -1250,7 +1250,7 @@ kwh_yaml_manifests_budget(jv *out, const char *data, size_t len,
 
 	conv_init(&c, lim, &def, err, errlen);
 	c.budget = b;
-	if ((rc = too_big(&c, len)) < 0 || (rc = deadline_passed(&c, 0)) < 0)
+	if ((rc = too_big(&c, len)) < 0 || (rc = deadline_passed(&c, 0, 0)) < 0)
 		goto out;
 	while (i < len && strchr(" \t\n\v\f\r", data[i]))
 		i++;
@@ -1275,7 +1275,7 @@ kwh_yaml_manifests_budget(jv *out, const char *data, size_t len,
 		}
 		if ((sep && start < i) || i == len) {
 			c.line0 = startline;
-			if (start < i && (rc = deadline_passed(&c, 0)) == 0 &&
+			if (start < i && (rc = deadline_passed(&c, 0, 0)) == 0 &&
 					(rc = convert_first(&c, data + start,
 							i - start, &doc)) == 0)
 				rc = add_doc(&c, &list, doc, 0);
