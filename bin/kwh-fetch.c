@@ -13,7 +13,8 @@
 
 static const char usage[] =
 "usage: kwh-fetch [--ca-file FILE] [--cache DIR] [--insecure-skip-host-key-check]\n"
-"                 [--known-hosts FILE] [--log DEST] [--path PATH]\n"
+"                 [--known-hosts FILE] [--log DEST] [--max-manifest-bytes BYTES]\n"
+"                 [--max-objects N] [--max-yaml-nodes N] [--path PATH]\n"
 "                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
 "                 [--token-file FILE] [--use-git-url]\n"
 "       kwh-fetch --help | --version\n";
@@ -28,6 +29,9 @@ main(int argc, char **argv)
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
 		{ "known-hosts", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "max-manifest-bytes", required_argument, NULL, 'B' },
+		{ "max-objects", required_argument, NULL, 'O' },
+		{ "max-yaml-nodes", required_argument, NULL, 'N' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "remote", required_argument, NULL, 'r' },
 		{ "ssh-key", required_argument, NULL, 's' },
@@ -37,7 +41,9 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000 };
+	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000,
+		.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT, .max_nodes = KWH_FETCH_MAX_NODES_DEFAULT,
+		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT };
 	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
 	const char *token_file = NULL;
 	int c, code;
@@ -52,6 +58,9 @@ main(int argc, char **argv)
 		case 'I': o.git.skip_host_key_check = 1; break;
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'B': o.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
+		case 'O': o.max_objects = kwh_cli_size("--max-objects", optarg); break;
+		case 'N': o.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
 		case 'p': o.path = optarg; break;
 		case 'r': o.remote = optarg; break;
 		case 's': o.git.ssh_key = optarg; break;

@@ -73,6 +73,8 @@ struct collect {
 	const char *hex;
 	int status;
 	char msg[768];
+	size_t bytes, max_bytes;	/* over all the files */
+	struct kwh_yaml_budget budget;	/* nodes, objects, deadline */
 };
 
 static int
@@ -83,10 +85,29 @@ on_file(void *arg, const char *name, const char *data, size_t len)
 	jv objs;
 	int r;
 
-	r = kwh_yaml_manifests(&objs, data, len, NULL, e, sizeof e);
+	c->bytes += len;
+	if (c->max_bytes && c->bytes > c->max_bytes) {
+		c->status = 422;
+		snprintf(c->msg, sizeof c->msg, "refused %s at %s: the manifests are more than "
+		    "%zu bytes in all (--max-manifest-bytes)", name, c->hex, c->max_bytes);
+		return 1;
+	}
+	r = kwh_yaml_manifests_budget(&objs, data, len, NULL, &c->budget, e, sizeof e);
 	if (r == KWH_YAML_ENOMEM) {
 		c->status = 500;
 		snprintf(c->msg, sizeof c->msg, "out of memory reading %s at %s", name, c->hex);
+		return 1;
+	}
+	if (r == KWH_YAML_EDEADLINE) {
+		c->status = 504;
+		snprintf(c->msg, sizeof c->msg, "deadline passed while reading %s at %s (%s)",
+		    name, c->hex, e);
+		return 1;
+	}
+	if (r == KWH_YAML_ETOTAL) {
+		c->status = 422;
+		snprintf(c->msg, sizeof c->msg, "refused %s at %s: %s (%s)", name, c->hex, e,
+		    strstr(e, "objects") ? "--max-objects" : "--max-yaml-nodes");
 		return 1;
 	}
 	if (r < 0) {
@@ -182,6 +203,12 @@ kwh_fetch(void *ctx, jv env)
 	c.hex = hex;
 	c.status = 0;
 	c.msg[0] = '\0';
+	c.bytes = 0;
+	c.max_bytes = o->max_bytes;
+	memset(&c.budget, 0, sizeof c.budget);
+	c.budget.deadline = deadline;
+	c.budget.max_nodes = o->max_nodes;
+	c.budget.max_objects = o->max_objects;
 	r = kwh_git_read(g, hex, o->path, on_file, &c, err, sizeof err);
 	kwh_git_close(g);
 	if (r != 0) {

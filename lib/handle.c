@@ -25,7 +25,9 @@ static const char usage[] =
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
-"                  [--max-requests N] [--namespace NS] [--path PATH]\n"
+"                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
+"                  [--max-objects N] [--max-requests N] [--max-yaml-nodes N]\n"
+"                  [--namespace NS] [--path PATH]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
 "                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
@@ -39,7 +41,8 @@ enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
-	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE,
+	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
+	O_MAX_OBJECTS, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
@@ -68,7 +71,11 @@ static const struct option longopts[] = {
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
+	{ "max-json-values", required_argument, NULL, O_MAX_JSON_VALUES },
+	{ "max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST_BYTES },
+	{ "max-objects", required_argument, NULL, O_MAX_OBJECTS },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
+	{ "max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
 	{ "path", required_argument, NULL, O_PATH },
 	{ "remote", required_argument, NULL, O_REMOTE },
@@ -96,6 +103,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
 	h->fetch.path = ".ci/workflow.yaml";
 	h->fetch.timeout_ms = 9000;
+	h->verify.max_json_values = KWH_VERIFY_MAX_JSON_VALUES;
+	h->fetch.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT;
+	h->fetch.max_nodes = KWH_FETCH_MAX_NODES_DEFAULT;
+	h->fetch.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT;
 	h->apply.field_manager = "kwh";
 	h->apply.deadline_ms = KWH_APPLY_DEADLINE_MS;
 	kwh_buf_init(&h->cache, 0);
@@ -143,7 +154,11 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
+		case O_MAX_JSON_VALUES: h->verify.max_json_values = kwh_cli_size("--max-json-values", optarg); break;
+		case O_MAX_MANIFEST_BYTES: h->fetch.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
+		case O_MAX_OBJECTS: h->fetch.max_objects = kwh_cli_size("--max-objects", optarg); break;
 		case O_MAX_REQUESTS: h->max_requests = kwh_cli_size("--max-requests", optarg); break;
+		case O_MAX_YAML_NODES: h->fetch.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_PATH: h->fetch.path = optarg; break;
 		case O_REMOTE: h->fetch.remote = optarg; break;

@@ -217,7 +217,13 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	}
 	{
 		char jerr[200];
-		if (kwh_json_validate(out->payload, out->payload_len, &kind, jerr, sizeof jerr) < 0) {
+		r = kwh_json_validate_n(out->payload, out->payload_len, o->max_json_values, NULL,
+		    &kind, jerr, sizeof jerr);
+		if (r == -2) {
+			snprintf(err, sizeof err, "payload has %s (the limit is --max-json-values)", jerr);
+			return refuse(out, delivery, event, 413, err);
+		}
+		if (r < 0) {
 			snprintf(err, sizeof err, "body is not valid JSON: %s", jerr);
 			return refuse(out, delivery, event, 400, err);
 		}
