@@ -196,3 +196,38 @@ GENERIC="fetching the repository failed; see the log for delivery d-1"
 	assert_equal "$(jq -r '.response.message' <<< "$output")" "$GENERIC"
 	assert_regex "$stderr" "status=504 msg=\"git://127\.0\.0\.1:$SILENT_PORT/octo/repo\.git did not answer before the deadline"
 }
+
+# handle_request DELIVERY URL: $TMP/req, a signed push of REV1 on main from URL.
+handle_request() {
+	secret_file secret handle-secret
+	jq --arg rev "$REV1" --arg url "$2" '.after = $rev | .ref = "refs/heads/main" |
+	    .repository.clone_url = $url | .repository.full_name = "octo/repo"' \
+	    "$FIXTURES/github/push-payload.json" > "$TMP/push.json"
+	kwh-sign --event push --delivery "$1" --secret-file "$TMP/secret" "$TMP/push.json" > "$TMP/req"
+}
+
+@test "kwh-handle: the payload's file:// URL is 422 by default, fetched under --allow-remote-host file://" {
+	handle_request d-h1 "file://$BARE"
+	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" --dry-run=client < "$TMP/req"
+	assert_failure 1
+	assert_equal "$(http_status <(printf '%s\n' "$output"))" 422
+	assert_equal "$(http_body <(printf '%s\n' "$output") | jq -r .message)" "$GENERIC_FETCH_FAILURE d-h1"
+	assert_log_has "file://$BARE: local repositories are not allowed"
+	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" --dry-run=client \
+	    --allow-remote-host file:// < "$TMP/req"
+	assert_success
+	assert_equal "$(http_status <(printf '%s\n' "$output"))" 200
+}
+
+@test "kwh-handle: a silent remote is answered 504 before the budget ends" {
+	start_silent_server
+	handle_request d-h2 https://github.com/octo/repo.git
+	start=$(now_ms)
+	run --separate-stderr timeout 20 kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" \
+	    --dry-run=client --budget 2 --remote "git://127.0.0.1:$SILENT_PORT/{full_name}.git" < "$TMP/req"
+	end=$(now_ms)
+	assert_failure 1
+	assert [ $(( end - start )) -lt 2000 ]
+	assert_equal "$(http_status <(printf '%s\n' "$output"))" 504
+	assert_equal "$(cache_entries)" ""
+}

@@ -90,7 +90,7 @@ handler_setup() {
 	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"
 	VOPTS=(--secret-file "$TMP/secret")
 	AOPTS=()
-	FOPTS=(--cache "$TMP/cache")
+	FOPTS=(--cache "$TMP/cache" --allow-remote-host file://)
 	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache")
 }
 
