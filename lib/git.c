@@ -213,8 +213,8 @@ parse_url(const char *url, struct rurl *u)
 		h = at ? at + 1 : url;
 		if (*h == '[' && (e = strchr(h, ']')))
 			c = e + 1;
-		if (memchr(url, '@', (size_t)(h - url - (at ? 1 : 0))))
-			return -1;
+		if (at && memchr(at + 1, '@', (size_t)(c - at - 1)))
+			return -1;	/* two '@' before the host's end */
 		return set_host(u, h, (size_t)(c - h));
 	}
 	if ((size_t)(s - url) < sizeof u->scheme && s > url) {

@@ -118,7 +118,7 @@ GENERIC="fetching the repository failed; see the log for delivery d-1"
 	    "https://github.com.example.net/octo/repo.git" "ssh://git@127.0.0.1/octo/repo.git" \
 	    "git@127.0.0.1:octo/repo.git" "git://github.com/octo/repo.git" \
 	    "http://github.com/octo/repo.git" "ftp://github.com/x" "https://[::1]/x" \
-	    "https://github.com:x@127.0.0.1/" "https://github%2ecom/x"; do
+	    "https://github.com:x@127.0.0.1/" "https://github%2ecom/x" "git@github.com@127.0.0.1:x.git"; do
 		fetch_url "$url"
 		assert_failure 1
 		assert_equal "$url: $(jq -r '.response.status' <<< "$output")" "$url: 422"
