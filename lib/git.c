@@ -1,7 +1,8 @@
 /* git.c — the libgit2 cache (see git.h).
  *
  * Layout of the cache directory: for each remote URL, NAME.git (a bare
- * repository) and NAME.lock (the flock(2) file; never removed).  NAME is
+ * repository) and NAME.lock (the flock(2) file; removed only with an entry
+ * whose first fetch failed, and take_lock() then follows it).  NAME is
  * the first 16 hex digits of SHA-256 of the URL, a dash and the URL's last
  * two path components made readable.  A file "kwh-incomplete" inside
  * NAME.git exists while a fetch is running: found by a later process (which
