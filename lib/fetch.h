@@ -7,7 +7,8 @@
 
 /*
  * The stage's options.  Every pointer is borrowed.  remote, when not NULL,
- * is a URL template: "{full_name}", "{owner}" and "{name}" are replaced by
+ * is a URL template (set git.pin to it too: its scheme and host are then
+ * allowed): "{full_name}", "{owner}" and "{name}" are replaced by
  * payload.repository.full_name and its two halves.  Otherwise the URL is
  * payload.repository.clone_url, or ssh_url when git.ssh_key is set, or
  * git_url under use_git_url.
@@ -35,9 +36,13 @@ struct kwh_fetch_opts {
  * needed, and adds env.manifests (the objects of every YAML document) and
  * env.source {url, revision, path}.  Failures set env.response: 400 bad
  * payload, 404 revision or path not found, 422 invalid YAML, a file with
- * no objects, or manifests over max_bytes, max_nodes or max_objects, 500
- * local cache failure, 502 remote unreachable or refusing, 504 deadline
- * passed (also while reading the YAML).  Consumes env and returns the new envelope.
+ * no objects, manifests over max_bytes, max_nodes or max_objects, a
+ * revision that is not a full commit id or a remote that is not allowed
+ * (git.allow, git.pin), 500 local cache failure, 502 remote unreachable or
+ * refusing, 504 deadline passed (git work stops KWH_GIT_MARGIN_MS before
+ * it; also while reading the YAML).  Remote and cache failures are
+ * detailed in the log; the response only says to look there.  Consumes
+ * env and returns the new envelope.
  */
 jv kwh_fetch(void *ctx, jv env);
 

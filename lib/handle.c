@@ -17,6 +17,7 @@
 
 static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
+"                  [--allow-remote-host HOST]...\n"
 "                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
@@ -38,7 +39,7 @@ static const char usage[] =
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
 enum {
-	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
@@ -50,6 +51,7 @@ enum {
 static const struct option longopts[] = {
 	{ "allow-kind", required_argument, NULL, O_ALLOW_KIND },
 	{ "allow-namespace", required_argument, NULL, O_ALLOW_NS },
+	{ "allow-remote-host", required_argument, NULL, O_ALLOW_REMOTE_HOST },
 	{ "allow-sha1", no_argument, NULL, O_ALLOW_SHA1 },
 	{ "budget", required_argument, NULL, O_BUDGET },
 	{ "ca-file", required_argument, NULL, O_CA_FILE },
@@ -116,12 +118,20 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->sets = calloc((size_t)argc + 1, sizeof *h->sets);
 	h->secret_files = calloc((size_t)argc + 1, sizeof *h->secret_files);
 	h->secret_stat = calloc((size_t)argc + 1, sizeof *h->secret_stat);
-	if (!h->filters || !h->sets || !h->secret_files || !h->secret_stat)
+	h->allow_remote = calloc((size_t)argc + 1, sizeof *h->allow_remote);
+	h->fetch.git.allow = h->allow_remote;
+	if (!h->filters || !h->sets || !h->secret_files || !h->secret_stat || !h->allow_remote)
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_ALLOW_KIND: kwh_cli_policy(h->apply.allow_kind, &h->apply.n_allow_kind, KWH_APPLY_MAX_POLICY, "--allow-kind", optarg); break;
 		case O_ALLOW_NS: kwh_cli_policy(h->apply.allow_ns, &h->apply.n_allow_ns, KWH_APPLY_MAX_POLICY, "--allow-namespace", optarg); break;
+		case O_ALLOW_REMOTE_HOST:
+			if (kwh_git_allow_entry_ok(optarg) < 0)
+				kwh_usage_error("--allow-remote-host: '%s' is neither HOST, "
+				    "SCHEME://HOST (https, http, ssh, git) nor file://", optarg);
+			h->allow_remote[h->fetch.git.n_allow++] = optarg;
+			break;
 		case O_ALLOW_SHA1: h->verify.allow_sha1 = 1; break;
 		case O_BUDGET: h->verify.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
 		case O_CA_FILE: h->fetch.git.ca_file = optarg; break;
@@ -161,7 +171,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_YAML_NODES: h->fetch.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_PATH: h->fetch.path = optarg; break;
-		case O_REMOTE: h->fetch.remote = optarg; break;
+		case O_REMOTE: h->fetch.remote = h->fetch.git.pin = optarg; break;
 		case O_SECRET_FILE:
 			/* noted before it is read: a change while it is read is
 			 * seen at the next request (reload_files) */
@@ -513,6 +523,7 @@ kwh_handle_release(struct kwh_handle *h)
 	kwh_buf_release(&h->cache);
 	kwh_buf_release(&h->known_hosts);
 	free(h->filters);
+	free(h->allow_remote);
 	free(h->sets);
 	free(h->secret_files);
 	free(h->secret_stat);

@@ -37,6 +37,7 @@ struct kwh_handle {
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */
+	const char **allow_remote;	/* --allow-remote-host, argc pointers */
 	const char **secret_files;	/* the --secret-file paths (argc of them) */
 	struct stat *secret_stat;	/* each one when last read */
 	size_t n_secret_files;

@@ -481,7 +481,7 @@ same() {
 	cp "$APISERVER_DIR/kubeconfig" "$TMP/creds/kubeconfig"
 	cmd=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$TMP/units/kwh-handle-listen.service" |
 		sed 's/^ExecStart=//; s/\\$//' | tr -d '\n\t' |
-		sed "s|%d|$TMP/creds|g; s|%C|$TMP/cachedir|g; s|--log stderr|--log $TMP/listen.log|")
+		sed "s|%d|$TMP/creds|g; s|%C|$TMP/cachedir|g; s|--log stderr|--log $TMP/listen.log --allow-remote-host file://|")
 	[[ "$cmd" == *"--listen systemd"* ]]
 	PORT=$(free_port)
 	# shellcheck disable=SC2086
@@ -636,7 +636,8 @@ runs() { wc -l <"$TMP/runs"; }
 	start_listen --workers 1
 	run post "$TMP/push.json" push d-gtok-1
 	assert_output 502
-	jq -e '.message | test("refused our credentials")' "$TMP/listen.body"
+	jq -e '.message == "fetching the repository failed; see the log for delivery d-gtok-1"' "$TMP/listen.body"
+	grep -q 'delivery=d-gtok-1 status=502 msg=".*the remote refused our credentials' "$TMP/listen.log"
 	printf 'git-token-2\n' >"$TMP/gtoken.new"
 	mv "$TMP/gtoken.new" "$TMP/gtoken"
 	run post "$TMP/push.json" push d-gtok-2
