@@ -20,12 +20,14 @@ static const char usage[] =
 "                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
-"                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
+"                  [--events LIST] [--filter EXPR]... [--header-timeout SECONDS]\n"
+"                  [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
-"                  [--max-requests N] [--namespace NS] [--path PATH]\n"
+"                  [--max-pending N] [--max-requests N] [--namespace NS]\n"
+"                  [--path PATH]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
 "                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
@@ -37,9 +39,9 @@ static const char usage[] =
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
-	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
+	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
-	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE,
+	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_PENDING, O_MAX_REQUESTS, O_NAMESPACE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
@@ -57,6 +59,7 @@ static const struct option longopts[] = {
 	{ "dry-run", optional_argument, NULL, O_DRY_RUN },
 	{ "events", required_argument, NULL, O_EVENTS },
 	{ "filter", required_argument, NULL, O_FILTER },
+	{ "header-timeout", required_argument, NULL, O_HEADER_TIMEOUT },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "ignore-ref", required_argument, NULL, O_IGNORE_REF },
 	{ "insecure", no_argument, NULL, O_INSECURE },
@@ -68,6 +71,7 @@ static const struct option longopts[] = {
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
+	{ "max-pending", required_argument, NULL, O_MAX_PENDING },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
 	{ "path", required_argument, NULL, O_PATH },
@@ -88,12 +92,14 @@ static const struct option longopts[] = {
 void
 kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 {
-	int c;
+	int c, header_timeout = 0, max_pending = 0;
 
 	memset(h, 0, sizeof *h);
 	kwh_err_init(argv[0]);
 	h->verify.limits = (struct kwh_http_limits)KWH_HTTP_LIMITS_DEFAULT;
 	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
+	h->header_timeout_ms = KWH_HANDLE_HEADER_TIMEOUT_MS;
+	h->max_pending = KWH_HANDLE_MAX_PENDING;
 	h->fetch.path = ".ci/workflow.yaml";
 	h->fetch.timeout_ms = 9000;
 	h->apply.field_manager = "kwh";
@@ -128,6 +134,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			break;
 		case O_EVENTS: h->annotate.events = optarg; break;
 		case O_FILTER: h->filters[h->annotate.nfilters++] = optarg; break;
+		case O_HEADER_TIMEOUT:
+			h->header_timeout_ms = kwh_cli_seconds_ms("--header-timeout", optarg);
+			header_timeout = 1;
+			break;
 		case O_HELP: kwh_cli_help(usage);
 		case O_IGNORE_REF: h->annotate.ignore_ref = optarg; break;
 		case O_INSECURE: h->verify.insecure = 1; break;
@@ -143,6 +153,12 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
+		case O_MAX_PENDING:
+			h->max_pending = kwh_cli_size("--max-pending", optarg);
+			if (h->max_pending < 1)
+				kwh_usage_error("--max-pending: '%s' is not 1 or more", optarg);
+			max_pending = 1;
+			break;
 		case O_MAX_REQUESTS: h->max_requests = kwh_cli_size("--max-requests", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_PATH: h->fetch.path = optarg; break;
@@ -180,6 +196,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--workers: only with --listen");
 	if (!h->listen && h->max_requests)
 		kwh_usage_error("--max-requests: only with --listen");
+	if (!h->listen && header_timeout)
+		kwh_usage_error("--header-timeout: only with --listen");
+	if (!h->listen && max_pending)
+		kwh_usage_error("--max-pending: only with --listen");
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)
