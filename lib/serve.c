@@ -994,8 +994,9 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 					free_conn(c);	/* it never said a word */
 			}
 			until = now + grace + STOP_SLACK_MS;
-			kwh_log(KWH_LOG_INFO, NULL, 0, "stopping: waiting for %zu worker%s to answer "
-			    "their requests", busy() + A.nconns, busy() + A.nconns == 1 ? "" : "s");
+			kwh_log(KWH_LOG_INFO, NULL, 0, "stopping: waiting for %zu busy worker%s and "
+			    "%zu connection%s", busy(), busy() == 1 ? "" : "s", A.nconns,
+			    A.nconns == 1 ? "" : "s");
 		}
 		if (stop_begun && ((!A.nconns && !busy()) || now >= until))
 			break;
