@@ -41,6 +41,7 @@ struct kwh_handle {
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */
+	const char **allow_remote;	/* --allow-remote-host, argc pointers */
 	const char **secret_files;	/* the --secret-file paths (argc of them) */
 	struct stat *secret_stat;	/* each one when last read */
 	size_t n_secret_files;
@@ -50,6 +51,7 @@ struct kwh_handle {
 	int annotate_ready, apply_ready;
 	int resident;			/* serves many requests (kwh_handle_serve) */
 	char apply_err[1024];		/* why kwh-apply cannot run, or "" */
+	char fetch_err[1024];		/* why kwh-fetch cannot run (one-shot), or "" */
 };
 
 /*

@@ -430,6 +430,16 @@ kwh_http_header(const struct kwh_http_request *req, const char *name)
 	return NULL;
 }
 
+size_t
+kwh_http_header_count(const struct kwh_http_request *req, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->nheaders; i++)
+		n += !strcmp(req->headers[i].name, name);
+	return n;
+}
+
 const char *
 kwh_http_reason(int status)
 {

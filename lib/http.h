@@ -78,6 +78,8 @@ void kwh_http_request_release(struct kwh_http_request *req);
 
 /* The value of the first header called name (lower case), or NULL. */
 const char *kwh_http_header(const struct kwh_http_request *req, const char *name);
+/* How many headers are called name (lower case). */
+size_t kwh_http_header_count(const struct kwh_http_request *req, const char *name);
 
 /* The reason phrase for a status ("Not Found"), "Unknown" when none. */
 const char *kwh_http_reason(int status);

@@ -143,6 +143,20 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 		return refuse(out, delivery, event, 405, err);
 	}
 
+	/* One of each header that says what the request is: which of two
+	 * would count is for no one to guess (first-wins lets a proxy and
+	 * kwh read different requests). */
+	{
+		static const char *const once[] = { "x-hub-signature-256", "x-hub-signature",
+		    "x-github-delivery", "x-github-event", "content-type",
+		    "x-github-hook-installation-target-type", "x-github-hook-installation-target-id" };
+		for (i = 0; i < sizeof once / sizeof once[0]; i++)
+			if (kwh_http_header_count(req, once[i]) > 1) {
+				snprintf(err, sizeof err, "the %s header is given more than once", once[i]);
+				return refuse(out, NULL, NULL, 400, err);
+			}
+	}
+
 	/* The signature, before anything looks at the body. */
 	sig256 = kwh_http_header(req, "x-hub-signature-256");
 	sig1 = kwh_http_header(req, "x-hub-signature");
@@ -203,7 +217,13 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	}
 	{
 		char jerr[200];
-		if (kwh_json_validate(out->payload, out->payload_len, &kind, jerr, sizeof jerr) < 0) {
+		r = kwh_json_validate_n(out->payload, out->payload_len, o->max_json_values, NULL,
+		    &kind, jerr, sizeof jerr);
+		if (r == -2) {
+			snprintf(err, sizeof err, "payload has %s (the limit is --max-json-values)", jerr);
+			return refuse(out, delivery, event, 413, err);
+		}
+		if (r < 0) {
 			snprintf(err, sizeof err, "body is not valid JSON: %s", jerr);
 			return refuse(out, delivery, event, 400, err);
 		}

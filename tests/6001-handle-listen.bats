@@ -435,7 +435,7 @@ same() {
 		refute_line --regexp '^WEBHOOK_SECRET=.'
 	done
 	# the env secret works too
-	printf 'env-secret-value' >"$TMP/envsecret"
+	printf 'env-secret-value' >"$TMP/envsecret"; chmod 600 "$TMP/envsecret"
 	run post "$TMP/push.json" push d-secret2 envsecret
 	assert_output 201
 	stop_listen
@@ -509,7 +509,7 @@ same() {
 	cp "$APISERVER_DIR/kubeconfig" "$TMP/creds/kubeconfig"
 	cmd=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$TMP/units/kwh-handle-listen.service" |
 		sed 's/^ExecStart=//; s/\\$//' | tr -d '\n\t' |
-		sed "s|%d|$TMP/creds|g; s|%C|$TMP/cachedir|g; s|--log stderr|--log $TMP/listen.log|")
+		sed "s|%d|$TMP/creds|g; s|%C|$TMP/cachedir|g; s|--log stderr|--log $TMP/listen.log --allow-remote-host file://|")
 	[[ "$cmd" == *"--listen systemd"* ]]
 	PORT=$(free_port)
 	# shellcheck disable=SC2086
@@ -635,7 +635,7 @@ runs() { wc -l <"$TMP/runs"; }
 	# replaced as a Kubernetes Secret volume or mv replaces it
 	printf 'the-new-secret\n' >"$TMP/secret.new"
 	mv "$TMP/secret.new" "$TMP/secret"
-	cp "$TMP/secret" "$TMP/new-secret"
+	cp "$TMP/secret" "$TMP/new-secret"; chmod 600 "$TMP/new-secret"
 	run post "$TMP/push.json" push d-rot-2 old-secret
 	assert_output 401
 	run post "$TMP/push.json" push d-rot-3 new-secret
@@ -664,7 +664,8 @@ runs() { wc -l <"$TMP/runs"; }
 	start_listen --workers 1
 	run post "$TMP/push.json" push d-gtok-1
 	assert_output 502
-	jq -e '.message | test("refused our credentials")' "$TMP/listen.body"
+	jq -e '.message == "fetching the repository failed; see the log for delivery d-gtok-1"' "$TMP/listen.body"
+	grep -q 'delivery=d-gtok-1 status=502 msg=".*the remote refused our credentials' "$TMP/listen.log"
 	printf 'git-token-2\n' >"$TMP/gtoken.new"
 	mv "$TMP/gtoken.new" "$TMP/gtoken"
 	run post "$TMP/push.json" push d-gtok-2

@@ -90,6 +90,17 @@ handler_setup() {
 	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"
 	VOPTS=(--secret-file "$TMP/secret")
 	AOPTS=()
-	FOPTS=(--cache "$TMP/cache")
+	FOPTS=(--cache "$TMP/cache" --allow-remote-host file://)
 	POPTS=(--kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache")
 }
+
+# assert_log_has TEXT: the last `run --separate-stderr` logged TEXT on stderr
+# (a stage's details that the sender is not told).
+assert_log_has() {
+	[[ "$stderr" == *"$1"* ]] && return 0
+	printf 'the log does not hold: %s\nstderr: %s\n' "$1" "$stderr" >&2
+	return 1
+}
+
+# GENERIC_FETCH_FAILURE: what the sender is told when fetching failed.
+GENERIC_FETCH_FAILURE="fetching the repository failed; see the log for delivery"
