@@ -21,14 +21,15 @@ static const char usage[] =
 "                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe] [--dry-run[=client|server]]\n"
-"                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
+"                  [--events LIST] [--filter EXPR]... [--header-timeout SECONDS]\n"
+"                  [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
-"                  [--max-objects N] [--max-requests N] [--max-yaml-nodes N]\n"
-"                  [--namespace NS] [--path PATH]\n"
+"                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
+"                  [--max-yaml-nodes N] [--namespace NS] [--path PATH]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
 "                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
@@ -40,10 +41,10 @@ static const char usage[] =
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
-	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
+	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
-	O_MAX_OBJECTS, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE,
+	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
@@ -62,6 +63,7 @@ static const struct option longopts[] = {
 	{ "dry-run", optional_argument, NULL, O_DRY_RUN },
 	{ "events", required_argument, NULL, O_EVENTS },
 	{ "filter", required_argument, NULL, O_FILTER },
+	{ "header-timeout", required_argument, NULL, O_HEADER_TIMEOUT },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "ignore-ref", required_argument, NULL, O_IGNORE_REF },
 	{ "insecure", no_argument, NULL, O_INSECURE },
@@ -76,6 +78,7 @@ static const struct option longopts[] = {
 	{ "max-json-values", required_argument, NULL, O_MAX_JSON_VALUES },
 	{ "max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST_BYTES },
 	{ "max-objects", required_argument, NULL, O_MAX_OBJECTS },
+	{ "max-pending", required_argument, NULL, O_MAX_PENDING },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
@@ -97,12 +100,14 @@ static const struct option longopts[] = {
 void
 kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 {
-	int c;
+	int c, header_timeout = 0, max_pending = 0;
 
 	memset(h, 0, sizeof *h);
 	kwh_err_init(argv[0]);
 	h->verify.limits = (struct kwh_http_limits)KWH_HTTP_LIMITS_DEFAULT;
 	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
+	h->header_timeout_ms = KWH_HANDLE_HEADER_TIMEOUT_MS;
+	h->max_pending = KWH_HANDLE_MAX_PENDING;
 	h->fetch.path = ".ci/workflow.yaml";
 	h->fetch.timeout_ms = 9000;
 	h->verify.max_json_values = KWH_VERIFY_MAX_JSON_VALUES;
@@ -149,6 +154,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			break;
 		case O_EVENTS: h->annotate.events = optarg; break;
 		case O_FILTER: h->filters[h->annotate.nfilters++] = optarg; break;
+		case O_HEADER_TIMEOUT:
+			h->header_timeout_ms = kwh_cli_seconds_ms("--header-timeout", optarg);
+			header_timeout = 1;
+			break;
 		case O_HELP: kwh_cli_help(usage);
 		case O_IGNORE_REF: h->annotate.ignore_ref = optarg; break;
 		case O_INSECURE: h->verify.insecure = 1; break;
@@ -167,6 +176,12 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_JSON_VALUES: h->verify.max_json_values = kwh_cli_size("--max-json-values", optarg); break;
 		case O_MAX_MANIFEST_BYTES: h->fetch.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
 		case O_MAX_OBJECTS: h->fetch.max_objects = kwh_cli_size("--max-objects", optarg); break;
+		case O_MAX_PENDING:
+			h->max_pending = kwh_cli_size("--max-pending", optarg);
+			if (h->max_pending < 1)
+				kwh_usage_error("--max-pending: '%s' is not 1 or more", optarg);
+			max_pending = 1;
+			break;
 		case O_MAX_REQUESTS: h->max_requests = kwh_cli_size("--max-requests", optarg); break;
 		case O_MAX_YAML_NODES: h->fetch.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
@@ -205,6 +220,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--workers: only with --listen");
 	if (!h->listen && h->max_requests)
 		kwh_usage_error("--max-requests: only with --listen");
+	if (!h->listen && header_timeout)
+		kwh_usage_error("--header-timeout: only with --listen");
+	if (!h->listen && max_pending)
+		kwh_usage_error("--max-pending: only with --listen");
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)

@@ -118,13 +118,13 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	struct kwh_http_request *req = &out->req;
 	const char *delivery, *event, *ctype, *sig256, *sig1, *verified;
 	char err[512], path[64], kind;
-	long long received = epoch_ms();
+	long long received = o->given ? o->given->received_ms : epoch_ms();
 	int st, r;
 	size_t i;
 
 	memset(out, 0, sizeof *out);
 	kwh_buf_init(&out->head, 0);
-	st = kwh_http_read_request(req, fd, &o->limits, err, sizeof err);
+	st = kwh_http_read_request(req, fd, &o->limits, o->given, err, sizeof err);
 	delivery = kwh_http_header(req, "x-github-delivery");
 	event = kwh_http_header(req, "x-github-event");
 	if (delivery && !token_ok(delivery, 128, 0))

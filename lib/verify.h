@@ -10,6 +10,9 @@ struct kwh_verify_opts {
 	int insecure;			/* no secret: verified "none" */
 	struct kwh_http_limits limits;
 	long budget_ms;			/* deadline = receipt + budget */
+	/* the request as kwh-handle --listen's acceptor read it (fd is then
+	 * a file of its bytes), or NULL: read off fd as it arrives */
+	const struct kwh_http_given *given;
 	size_t max_json_values;		/* values in the payload (413 beyond), 0: no bound */
 };
 #define KWH_VERIFY_BUDGET_MS 9000
