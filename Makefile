@@ -72,7 +72,7 @@ check: deps
 
 # Benchmarks, side by side with the reference tools; figures in
 # bench/README.md.  Bounded: each script runs a fixed number of times.
-BENCHES ?= verify annotate fetch apply peers
+BENCHES ?= verify annotate fetch apply peers slow-clients
 bench:
 	@KWH_DEPS=bench sh share/kwh/install-deps
 	$(MAKE) all

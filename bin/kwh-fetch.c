@@ -12,8 +12,10 @@
 #include "fetch.h"
 
 static const char usage[] =
-"usage: kwh-fetch [--ca-file FILE] [--cache DIR] [--insecure-skip-host-key-check]\n"
-"                 [--known-hosts FILE] [--log DEST] [--path PATH]\n"
+"usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
+"                 [--insecure-skip-host-key-check] [--known-hosts FILE] [--log DEST]\n"
+"                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
+"                 [--path PATH]\n"
 "                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
 "                 [--token-file FILE] [--use-git-url]\n"
 "       kwh-fetch --help | --version\n";
@@ -22,12 +24,16 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "allow-remote-host", required_argument, NULL, 'A' },
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
 		{ "known-hosts", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "max-manifest-bytes", required_argument, NULL, 'B' },
+		{ "max-objects", required_argument, NULL, 'O' },
+		{ "max-yaml-nodes", required_argument, NULL, 'N' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "remote", required_argument, NULL, 'r' },
 		{ "ssh-key", required_argument, NULL, 's' },
@@ -37,14 +43,25 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000 };
+	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000,
+		.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT, .max_nodes = KWH_FETCH_MAX_NODES_DEFAULT,
+		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT };
 	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
-	const char *token_file = NULL;
+	const char *token_file = NULL, **allow;
 	int c, code;
 
 	kwh_err_init(argv[0]);
+	if (!(allow = calloc((size_t)argc + 1, sizeof *allow)))
+		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+	o.git.allow = allow;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'A':
+			if (kwh_git_allow_entry_ok(optarg) < 0)
+				kwh_usage_error("--allow-remote-host: '%s' is neither HOST, "
+				    "SCHEME://HOST (https, http, ssh, git) nor file://", optarg);
+			allow[o.git.n_allow++] = optarg;
+			break;
 		case 'C': o.git.ca_file = optarg; break;
 		case 'c': o.git.cache_dir = optarg; break;
 		case 'g': o.use_git_url = 1; break;
@@ -52,8 +69,11 @@ main(int argc, char **argv)
 		case 'I': o.git.skip_host_key_check = 1; break;
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'B': o.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
+		case 'O': o.max_objects = kwh_cli_size("--max-objects", optarg); break;
+		case 'N': o.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
 		case 'p': o.path = optarg; break;
-		case 'r': o.remote = optarg; break;
+		case 'r': o.remote = o.git.pin = optarg; break;
 		case 's': o.git.ssh_key = optarg; break;
 		case 't': o.timeout_ms = kwh_cli_seconds_ms("--timeout", optarg); break;
 		case 'T': token_file = optarg; break;
@@ -97,5 +117,6 @@ main(int argc, char **argv)
 	kwh_buf_wipe(&token);
 	kwh_buf_release(&cache);
 	kwh_buf_release(&kh);
+	free(allow);
 	return code;
 }

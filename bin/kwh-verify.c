@@ -11,7 +11,7 @@
 static const char usage[] =
 "usage: kwh-verify [--allow-sha1] [--budget SECONDS] [--insecure] [--log DEST]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
-"                  [--secret-file FILE]... [--timeout SECONDS]\n"
+"                  [--max-json-values N] [--secret-file FILE]... [--timeout SECONDS]\n"
 "       kwh-verify --help | --version\n"
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
@@ -27,12 +27,14 @@ main(int argc, char **argv)
 		{ "max-body", required_argument, NULL, 'B' },
 		{ "max-header-bytes", required_argument, NULL, 'H' },
 		{ "max-headers", required_argument, NULL, 'N' },
+		{ "max-json-values", required_argument, NULL, 'J' },
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct kwh_verify_opts o = { .limits = KWH_HTTP_LIMITS_DEFAULT, .budget_ms = KWH_VERIFY_BUDGET_MS };
+	struct kwh_verify_opts o = { .limits = KWH_HTTP_LIMITS_DEFAULT, .budget_ms = KWH_VERIFY_BUDGET_MS,
+		.max_json_values = KWH_VERIFY_MAX_JSON_VALUES };
 	struct kwh_verify_out out;
 	int c, st;
 
@@ -47,6 +49,7 @@ main(int argc, char **argv)
 		case 'B': o.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case 'H': o.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case 'N': o.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
+		case 'J': o.max_json_values = kwh_cli_size("--max-json-values", optarg); break;
 		case 's': kwh_cli_secret_file(&o.secrets, optarg); break;
 		case 't': o.limits.timeout_ms = kwh_cli_seconds_ms("--timeout", optarg); break;
 		case 'V': kwh_cli_version();

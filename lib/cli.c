@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void
@@ -135,7 +136,13 @@ void
 kwh_cli_secret_file(struct kwh_secrets *s, const char *path)
 {
 	char err[512];
+	struct stat st;
 
 	if (kwh_secrets_add_file(s, path, err, sizeof err) < 0)
 		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+	/* not refused: a container's mounted Secret is often 0644 */
+	if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+		kwh_warn("secret file '%s' is readable by %s (mode %04o): make it 0600",
+		    path, st.st_mode & S_IROTH ? "every user" : "its group",
+		    (unsigned)(st.st_mode & 07777));
 }

@@ -73,6 +73,8 @@ struct collect {
 	const char *hex;
 	int status;
 	char msg[768];
+	size_t bytes, max_bytes;	/* over all the files */
+	struct kwh_yaml_budget budget;	/* nodes, objects, deadline */
 };
 
 static int
@@ -83,10 +85,29 @@ on_file(void *arg, const char *name, const char *data, size_t len)
 	jv objs;
 	int r;
 
-	r = kwh_yaml_manifests(&objs, data, len, NULL, e, sizeof e);
+	c->bytes += len;
+	if (c->max_bytes && c->bytes > c->max_bytes) {
+		c->status = 422;
+		snprintf(c->msg, sizeof c->msg, "refused %s at %s: the manifests are more than "
+		    "%zu bytes in all (--max-manifest-bytes)", name, c->hex, c->max_bytes);
+		return 1;
+	}
+	r = kwh_yaml_manifests_budget(&objs, data, len, NULL, &c->budget, e, sizeof e);
 	if (r == KWH_YAML_ENOMEM) {
 		c->status = 500;
 		snprintf(c->msg, sizeof c->msg, "out of memory reading %s at %s", name, c->hex);
+		return 1;
+	}
+	if (r == KWH_YAML_EDEADLINE) {
+		c->status = 504;
+		snprintf(c->msg, sizeof c->msg, "deadline passed while reading %s at %s (%s)",
+		    name, c->hex, e);
+		return 1;
+	}
+	if (r == KWH_YAML_ETOTAL) {
+		c->status = 422;
+		snprintf(c->msg, sizeof c->msg, "refused %s at %s: %s (%s)", name, c->hex, e,
+		    strstr(e, "objects") ? "--max-objects" : "--max-yaml-nodes");
 		return 1;
 	}
 	if (r < 0) {
@@ -113,8 +134,31 @@ git_status(int r)
 	case KWH_GIT_ENOTFOUND: return 404;
 	case KWH_GIT_EREMOTE: return 502;
 	case KWH_GIT_EDEADLINE: return 504;
+	case KWH_GIT_EREFUSED: return 422;
+	case KWH_GIT_EBADREV: return 422;
 	default: return 500;
 	}
+}
+
+/*
+ * The response for a git failure.  A missing revision or path, or a bad
+ * revision, is the sender's business and told as is; anything else (a
+ * refused, unreachable or silent remote, the local cache) is detailed in
+ * the log only: the sender picks the URL, and the details would tell it
+ * about our host and its network.
+ */
+static jv
+git_fail(jv env, int r, const char *err)
+{
+	char d[128];
+	int status = git_status(r);
+
+	if (r == KWH_GIT_ENOTFOUND || r == KWH_GIT_EBADREV)
+		return kwh_env_respond(env, status, "%s", err);
+	kwh_env_str(env, "delivery", d, sizeof d);
+	kwh_log(status >= 500 ? KWH_LOG_ERROR : KWH_LOG_WARN, d, status, "%s", err);
+	return kwh_env_respond(env, status, "fetching the repository failed; see the log for delivery %s",
+	    *d ? d : "-");
 }
 
 jv
@@ -170,25 +214,34 @@ kwh_fetch(void *ctx, jv env)
 	deadline = jv_get_kind(d) == JV_KIND_NUMBER ? (long long)jv_number_value(d) :
 	    kwh_now_ms() + o->timeout_ms;
 	jv_free(d);
+	/* git work stops a margin before the deadline: the answer must be
+	 * written, and reach the sender, before it */
+	deadline -= KWH_GIT_MARGIN_MS;
 	if (kwh_now_ms() >= deadline)
 		return kwh_env_respond(env, 504, "deadline passed before fetching from %s", shown);
 
 	if ((r = kwh_git_open(&g, &o->git, url, deadline, err, sizeof err)) < 0 ||
 	    (r = kwh_git_resolve(g, revp, ref, fallback, hex, err, sizeof err)) < 0) {
 		kwh_git_close(g);
-		return kwh_env_respond(env, git_status(r), "%s", err);
+		return git_fail(env, r, err);
 	}
 	c.objs = jv_array();
 	c.hex = hex;
 	c.status = 0;
 	c.msg[0] = '\0';
+	c.bytes = 0;
+	c.max_bytes = o->max_bytes;
+	memset(&c.budget, 0, sizeof c.budget);
+	c.budget.deadline = deadline;
+	c.budget.max_nodes = o->max_nodes;
+	c.budget.max_objects = o->max_objects;
 	r = kwh_git_read(g, hex, o->path, on_file, &c, err, sizeof err);
 	kwh_git_close(g);
 	if (r != 0) {
 		jv_free(c.objs);
 		if (r > 0)
 			return kwh_env_respond(env, c.status, "%s", c.msg);
-		return kwh_env_respond(env, git_status(r), "%s", err);
+		return git_fail(env, r, err);
 	}
 	kwh_log(KWH_LOG_INFO, kwh_env_str(env, "delivery", full, sizeof full), 0,
 	    "%d objects from %s at %s:%s", jv_array_length(jv_copy(c.objs)), shown, hex, o->path);

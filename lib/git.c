@@ -1,7 +1,8 @@
 /* git.c — the libgit2 cache (see git.h).
  *
  * Layout of the cache directory: for each remote URL, NAME.git (a bare
- * repository) and NAME.lock (the flock(2) file; never removed).  NAME is
+ * repository) and NAME.lock (the flock(2) file; removed only with an entry
+ * whose first fetch failed, and take_lock() then follows it).  NAME is
  * the first 16 hex digits of SHA-256 of the URL, a dash and the URL's last
  * two path components made readable.  A file "kwh-incomplete" inside
  * NAME.git exists while a fetch is running: found by a later process (which
@@ -19,14 +20,18 @@
 #include "err.h"
 #include "sig.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +39,7 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -50,6 +56,10 @@ struct kwh_git {
 	char *url;
 	char shown[1024];	/* url without any password, for messages */
 	char *dir;		/* cache/NAME.git */
+	char *lockpath;		/* cache/NAME.lock */
+	char host[256];		/* the URL's host ("" for file://) */
+	int check_addrs;	/* refuse private addresses (host not named explicitly) */
+	int fetched;		/* a fetch succeeded through this handle */
 	int lockfd;
 	int locked;		/* LOCK_SH or LOCK_EX */
 	int inited;		/* git_libgit2_init() done */
@@ -138,6 +148,271 @@ kwh_git_cache_name(const char *url, char *out, size_t n)
 	snprintf(p, n, "-%s.git", suffix);
 }
 
+/* ---- the remote policy ---- */
+
+struct rurl {
+	char scheme[8];		/* file, git, http, https, ssh, or "" (other) */
+	char host[256];		/* lower case, no brackets, no trailing dot */
+};
+
+static int
+host_char_ok(int c, int bracketed)
+{
+	return isalnum(c) || c == '.' || c == '-' || (bracketed && c == ':');
+}
+
+/* Copies the host in s[0..n) (brackets removed) into u->host; -1 when empty
+ * or holding anything but letters, digits, dots, dashes (and colons in
+ * brackets). */
+static int
+set_host(struct rurl *u, const char *s, size_t n)
+{
+	int br = n >= 2 && s[0] == '[' && s[n - 1] == ']';
+	size_t i;
+
+	if (br) {
+		s++;
+		n -= 2;
+	}
+	while (n > 1 && s[n - 1] == '.')
+		n--;
+	if (!n || n >= sizeof u->host)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!host_char_ok((unsigned char)s[i], br))
+			return -1;
+		u->host[i] = (char)tolower((unsigned char)s[i]);
+	}
+	u->host[n] = '\0';
+	return 0;
+}
+
+/*
+ * Splits url as libgit2 picks a transport: "SCHEME://[USER@]HOST[:PORT]/..."
+ * (ssh+git and git+ssh are ssh), a local path (an existing directory, or
+ * a name without a colon, or one starting with '/' or '.'), else scp-like
+ * "[USER@]HOST:PATH" (ssh).  -1 when the host part is malformed (two '@',
+ * a port that is not a number, an odd character).
+ */
+static int
+parse_url(const char *url, struct rurl *u)
+{
+	const char *s = strstr(url, "://"), *a, *e, *at, *h, *c;
+	struct stat st;
+	size_t i;
+
+	memset(u, 0, sizeof *u);
+	if (!s) {
+		c = strchr(url, ':');
+		if (!c || url[0] == '/' || url[0] == '.' || memchr(url, '/', (size_t)(c - url)) ||
+		    (stat(url, &st) == 0 && S_ISDIR(st.st_mode))) {
+			strcpy(u->scheme, "file");
+			return 0;
+		}
+		strcpy(u->scheme, "ssh");
+		at = memchr(url, '@', (size_t)(c - url));
+		h = at ? at + 1 : url;
+		if (*h == '[' && (e = strchr(h, ']')))
+			c = e + 1;
+		if (at && memchr(at + 1, '@', (size_t)(c - at - 1)))
+			return -1;	/* two '@' before the host's end */
+		return set_host(u, h, (size_t)(c - h));
+	}
+	if ((size_t)(s - url) < sizeof u->scheme && s > url) {
+		for (i = 0; url + i < s; i++)
+			u->scheme[i] = (char)tolower((unsigned char)url[i]);
+		if (!strcmp(u->scheme, "ssh+git") || !strcmp(u->scheme, "git+ssh"))
+			strcpy(u->scheme, "ssh");
+	}
+	if (strcmp(u->scheme, "file") && strcmp(u->scheme, "git") && strcmp(u->scheme, "http") &&
+	    strcmp(u->scheme, "https") && strcmp(u->scheme, "ssh"))
+		u->scheme[0] = '\0';
+	if (!strcmp(u->scheme, "file"))
+		return 0;
+	a = s + 3;
+	e = a + strcspn(a, "/?#\\");
+	if (*e == '\\')
+		return -1;
+	at = NULL;
+	for (c = a; c < e; c++)
+		if (*c == '@') {
+			if (at)
+				return -1;
+			at = c;
+		}
+	h = at ? at + 1 : a;
+	if (*h == '[') {
+		c = memchr(h, ']', (size_t)(e - h));
+		if (!c)
+			return -1;
+		c++;
+	} else {
+		c = memchr(h, ':', (size_t)(e - h));
+		if (!c)
+			c = e;
+	}
+	if (c < e && (*c != ':' || c + 1 == e || strspn(c + 1, "0123456789") != (size_t)(e - c - 1)))
+		return -1;
+	return set_host(u, h, (size_t)(c - h));
+}
+
+int
+kwh_git_allow_entry_ok(const char *s)
+{
+	struct rurl u;
+
+	if (!strcmp(s, "file://"))
+		return 0;
+	if (strstr(s, "://")) {
+		const char *h = strstr(s, "://") + 3;
+		if (parse_url(s, &u) < 0 || !u.scheme[0] || !strcmp(u.scheme, "file") ||
+		    strpbrk(h, "/@?#"))
+			return -1;
+		return 0;
+	}
+	memset(&u, 0, sizeof u);
+	return set_host(&u, s, strlen(s));
+}
+
+/* Does the entry allow (scheme, host)? */
+static int
+entry_allows(const char *entry, const struct rurl *u)
+{
+	struct rurl e;
+
+	if (!strcmp(entry, "file://"))
+		return !strcmp(u->scheme, "file");
+	if (strstr(entry, "://")) {
+		if (parse_url(entry, &e) < 0 || !e.scheme[0] || !strcmp(e.scheme, "file"))
+			return 0;
+		return !strcmp(e.scheme, u->scheme) && !strcmp(e.host, u->host);
+	}
+	memset(&e, 0, sizeof e);
+	if (set_host(&e, entry, strlen(entry)) < 0)
+		return 0;
+	return (!strcmp(u->scheme, "https") || !strcmp(u->scheme, "ssh")) &&
+	    !strcmp(e.host, u->host);
+}
+
+/* Is (scheme, host) allowed?  *explicit: named by the operator. */
+static int
+rurl_allowed(const struct kwh_git_opts *o, const struct rurl *u, int *explicit)
+{
+	static const char *const dflt[] = { "github.com" };
+	const char *const *list = o->n_allow ? o->allow : dflt;
+	size_t i, n = o->n_allow ? o->n_allow : 1;
+	struct rurl p;
+
+	*explicit = 0;
+	if (!u->scheme[0])
+		return 0;
+	if (o->pin && parse_url(o->pin, &p) == 0 && p.scheme[0] &&
+	    !strcmp(p.scheme, u->scheme) && (!strcmp(u->scheme, "file") || !strcmp(p.host, u->host))) {
+		*explicit = 1;
+		return 1;
+	}
+	for (i = 0; i < n; i++)
+		if (entry_allows(list[i], u)) {
+			*explicit = o->n_allow > 0;
+			return 1;
+		}
+	return 0;
+}
+
+int
+kwh_git_allowed(const struct kwh_git_opts *o, const char *url, int *explicit,
+    char *err, size_t errlen)
+{
+	struct rurl u;
+	char shown[1024];
+
+	kwh_git_redact_url(url, shown, sizeof shown);
+	if (parse_url(url, &u) < 0) {
+		seterr(err, errlen, "%s: a malformed host part (refused)", shown);
+		return 0;
+	}
+	if (!u.scheme[0]) {
+		seterr(err, errlen, "%s: not an https://, ssh://, git://, http:// or file:// URL (refused)", shown);
+		return 0;
+	}
+	if (rurl_allowed(o, &u, explicit))
+		return 1;
+	if (!strcmp(u.scheme, "file"))
+		seterr(err, errlen, "%s: local repositories are not allowed "
+		    "(--allow-remote-host file:// allows them)", shown);
+	else
+		seterr(err, errlen, "%s: %s://%s is not an allowed remote "
+		    "(see --allow-remote-host and --remote)", shown, u.scheme, u.host);
+	return 0;
+}
+
+/* Is this address one a webhook must not make us connect to? */
+static int
+private_addr(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+
+		return (a >> 24) == 0 ||		/* 0/8 "this network" */
+		    (a >> 24) == 10 ||			/* 10/8 */
+		    (a >> 22) == (100u << 2 | 1) ||	/* 100.64/10 shared */
+		    (a >> 24) == 127 ||			/* 127/8 loopback */
+		    (a >> 16) == (169u << 8 | 254) ||	/* 169.254/16 link-local */
+		    (a >> 20) == (172u << 4 | 1) ||	/* 172.16/12 */
+		    (a >> 8) == (192u << 16 | 0 << 8 | 0) ||	/* 192.0.0/24 */
+		    (a >> 16) == (192u << 8 | 168) ||	/* 192.168/16 */
+		    (a >> 17) == (198u << 7 | 18 >> 1) ||	/* 198.18/15 benchmarking */
+		    (a >> 28) >= 14;			/* 224/4 multicast, 240/4, broadcast */
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		const unsigned char *b = a->s6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
+			struct sockaddr_in v4;
+
+			memset(&v4, 0, sizeof v4);
+			v4.sin_family = AF_INET;
+			memcpy(&v4.sin_addr, b + 12, 4);
+			return private_addr((const struct sockaddr *)&v4);
+		}
+		return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) ||
+		    IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_SITELOCAL(a) ||
+		    IN6_IS_ADDR_MULTICAST(a) ||
+		    (b[0] & 0xfe) == 0xfc ||		/* fc00::/7 unique local */
+		    (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8);	/* 2001:db8::/32 */
+	}
+	return 1;	/* not an IP address: refused */
+}
+
+/* In the child: 0 when every address of host is public, else -1 (msg). */
+static int
+check_addresses(const char *host, char *msg, size_t n)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char a[INET6_ADDRSTRLEN];
+	int e, r = 0;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((e = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+		snprintf(msg, n, "cannot resolve %s: %s", host, gai_strerror(e));
+		return -2;
+	}
+	for (ai = res; ai && r == 0; ai = ai->ai_next) {
+		if (!private_addr(ai->ai_addr))
+			continue;
+		a[0] = '\0';
+		getnameinfo(ai->ai_addr, ai->ai_addrlen, a, sizeof a, NULL, 0, NI_NUMERICHOST);
+		snprintf(msg, n, "%.100s resolves to %s, a loopback, private, link-local or reserved "
+		    "address (refused; --allow-remote-host %.100s allows it)", host, a, host);
+		r = -1;
+	}
+	freeaddrinfo(res);
+	return r;
+}
+
 /* Takes the lock in mode (LOCK_SH, LOCK_EX), waiting until the deadline. */
 static int
 take_lock(struct kwh_git *g, int mode, char *err, size_t errlen)
@@ -149,8 +424,21 @@ take_lock(struct kwh_git *g, int mode, char *err, size_t errlen)
 	g->locked = 0;
 	for (;;) {
 		if (flock(g->lockfd, mode | LOCK_NB) == 0) {
-			g->locked = mode;
-			return 0;
+			struct stat a, b;
+
+			/* a process that removed a failed entry unlinked the lock
+			 * file while we waited: lock the one now at the path */
+			if (fstat(g->lockfd, &a) == 0 && stat(g->lockpath, &b) == 0 &&
+			    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+				g->locked = mode;
+				return 0;
+			}
+			close(g->lockfd);
+			if ((g->lockfd = open(g->lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+				seterr(err, errlen, "cannot open '%s': %s", g->lockpath, strerror(errno));
+				return KWH_GIT_ECACHE;
+			}
+			continue;
 		}
 		if (errno != EWOULDBLOCK && errno != EINTR) {
 			seterr(err, errlen, "cannot lock the cache for %s: %s", g->shown, strerror(errno));
@@ -301,12 +589,21 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	int r;
 
 	*out = NULL;
+	if (!kwh_git_allowed(o, url, &r, err, errlen))
+		return KWH_GIT_EREFUSED;
 	if (!(g = calloc(1, sizeof *g)) || !(g->url = strdup(url))) {
 		free(g);
 		seterr(err, errlen, "out of memory");
 		return KWH_GIT_ECACHE;
 	}
 	g->o = o;
+	g->check_addrs = !r;
+	{
+		struct rurl u;
+
+		if (parse_url(url, &u) == 0 && strcmp(u.scheme, "file"))
+			snprintf(g->host, sizeof g->host, "%s", u.host);
+	}
 	kwh_git_redact_url(url, g->shown, sizeof g->shown);
 	g->lockfd = -1;
 	g->deadline = deadline_ms;
@@ -327,6 +624,11 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	b.data[b.len - 4] = '\0';
 	b.len -= 4;
 	kwh_buf_adds(&b, ".lock");
+	if (!(g->lockpath = strdup(b.data))) {
+		seterr(err, errlen, "out of memory");
+		r = KWH_GIT_ECACHE;
+		goto fail;
+	}
 	if ((g->lockfd = open(b.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		seterr(err, errlen, "cannot open '%s': %s", b.data, strerror(errno));
 		r = KWH_GIT_ECACHE;
@@ -358,6 +660,7 @@ kwh_git_close(struct kwh_git *g)
 		git_libgit2_shutdown();
 	free(g->url);
 	free(g->dir);
+	free(g->lockpath);
 	free(g);
 }
 
@@ -403,6 +706,7 @@ struct net {
 	char msg[512];		/* why we refused (certificate, credentials) */
 	int tried_key, tried_token, tried_user;
 	int last_pct;
+	int deadline;		/* progress_cb stopped at the deadline */
 };
 
 /* Sets the host and port known_hosts lines name for an SSH URL. */
@@ -601,7 +905,17 @@ cred_cb(git_credential **out, const char *url, const char *user,
 {
 	struct net *n = payload;
 	const struct kwh_git_opts *o = n->g->o;
+	struct rurl u;
+	int expl;
 
+	/* a redirect may have taken us elsewhere: credentials only go to the
+	 * remote's own host or another allowed one */
+	if ((o->ssh_key || o->token) && url &&
+	    (parse_url(url, &u) < 0 || (strcmp(u.host, n->g->host) && !rurl_allowed(o, &u, &expl)))) {
+		snprintf(n->msg, sizeof n->msg, "credentials withheld from %s: not an allowed remote host",
+		    u.host[0] ? u.host : "an unknown host");
+		return GIT_EAUTH;
+	}
 	if ((allowed & GIT_CREDENTIAL_SSH_KEY) && o->ssh_key && !n->tried_key) {
 		struct kwh_buf pub = KWH_BUF_INIT;
 		int r;
@@ -637,6 +951,7 @@ progress_cb(const git_indexer_progress *s, void *payload)
 	int pct;
 
 	if (kwh_now_ms() >= n->g->deadline) {
+		n->deadline = 1;
 		snprintf(n->msg, sizeof n->msg, "the deadline passed while fetching");
 		return -1;
 	}
@@ -676,6 +991,14 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 	n.g = g;
 	n.last_pct = -1;
 	ssh_target(&n, g->url);
+	if (g->check_addrs && g->host[0]) {
+		int a = check_addresses(g->host, n.msg, sizeof n.msg);
+
+		if (a < 0) {
+			status = a == -1 ? 'R' : 'E';
+			goto fail;
+		}
+	}
 	if (g->o->ca_file &&
 	    git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, g->o->ca_file, NULL) < 0) {
 		snprintf(n.msg, sizeof n.msg, "cannot load the certificate authorities in '%s'",
@@ -725,6 +1048,8 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 		kwh_buf_adds(&out, branch);
 	goto report;
 fail:
+	if (n.deadline)
+		status = 'D';
 	if (n.msg[0])
 		kwh_buf_printf(&out, "%s: %s", g->shown, n.msg);
 	else
@@ -809,7 +1134,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 	if (timed_out) {
 		/* the marker stays: the next run rebuilds whatever is left */
 		seterr(err, errlen, "%s did not answer before the deadline", g->shown);
-		r = KWH_GIT_EREMOTE;
+		r = KWH_GIT_EDEADLINE;
 	} else if (!rep.len || !WIFEXITED(st)) {
 		seterr(err, errlen, "the fetch from %s died", g->shown);
 		r = KWH_GIT_ECACHE;
@@ -819,15 +1144,17 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 			r = KWH_GIT_ECACHE;
 		} else {
 			r = 0;
+			g->fetched = 1;
 			if (branch)
 				kwh_buf_add(branch, rep.data + 1, rep.len - 1);
 		}
 	} else {
 		seterr(err, errlen, "%.*s", (int)(rep.len - 1), rep.data + 1);
-		r = rep.data[0] == 'N' ? KWH_GIT_ENOTFOUND : KWH_GIT_EREMOTE;
+		r = rep.data[0] == 'N' ? KWH_GIT_ENOTFOUND : rep.data[0] == 'R' ? KWH_GIT_EREFUSED :
+		    rep.data[0] == 'D' ? KWH_GIT_EDEADLINE : KWH_GIT_EREMOTE;
 	}
 	kwh_buf_release(&rep);
-	if (r == 0 || r == KWH_GIT_ENOTFOUND || r == KWH_GIT_EREMOTE) {
+	if (!timed_out && r != KWH_GIT_ECACHE) {
 		/* a failed fetch leaves the repository as it was: clear the marker */
 		if (!timed_out && r != 0)
 			set_marker(g, 0);
@@ -842,15 +1169,36 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 static int
 is_hex(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n < 4 || n > 40)
+	if (strlen(s) != 40)
 		return 0;
 	for (; *s; s++)
 		if (!isxdigit((unsigned char)*s))
 			return 0;
 	return 1;
 }
+
+/*
+ * Under the exclusive lock: removes the entry and its lock file (a process
+ * waiting on the old lock file notices in take_lock() and opens the new).
+ * The handle keeps its (now unlinked) lock until closed.
+ */
+static void
+drop_entry(struct kwh_git *g)
+{
+	if (g->repo) {
+		git_repository_free(g->repo);
+		g->repo = NULL;
+	}
+	if (nftw(g->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
+		kwh_log(KWH_LOG_WARN, NULL, 0, "cannot remove the failed cache entry '%s': %s",
+		    g->dir, strerror(errno));
+		return;
+	}
+	unlink(g->lockpath);
+}
+
+static int resolve_fetch(struct kwh_git *, const char *, const char *, const char *,
+    char [41], char *, size_t);
 
 int
 kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
@@ -859,15 +1207,32 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 	int r;
 
 	if (rev && !is_hex(rev)) {
-		seterr(err, errlen, "revision '%s' is not a commit id", rev);
-		return KWH_GIT_ENOTFOUND;
+		seterr(err, errlen, "revision '%.64s' is not a full commit id (40 hexadecimal digits)", rev);
+		return KWH_GIT_EBADREV;
 	}
 	if (rev && lookup(g, rev, hex) == 0)
 		return 0;
 	if ((r = take_lock(g, LOCK_EX, err, errlen)) < 0)
 		return r;
-	if (open_repo(g) && (r = rebuild(g, err, errlen)) < 0)
+	if (open_repo(g)) {
+		if ((r = rebuild(g, err, errlen)) < 0)
+			return r;
+		/* a new entry: removed again if its first fetch fails */
+		r = resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
+		if (r < 0 && !g->fetched)
+			drop_entry(g);
 		return r;
+	}
+	return resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
+}
+
+/* kwh_git_resolve() under the exclusive lock, the entry open. */
+static int
+resolve_fetch(struct kwh_git *g, const char *rev, const char *ref,
+    const char *fallback_branch, char hex[41], char *err, size_t errlen)
+{
+	int r;
+
 	if (!rev) {
 		struct kwh_buf branch = KWH_BUF_INIT, full = KWH_BUF_INIT;
 		git_oid oid;

@@ -19,6 +19,15 @@ struct kwh_git_opts {
 	const char *ca_file;		/* PEM CAs trusted for https:// instead
 					   of the system bundle, or NULL */
 	int progress;			/* transfer progress on stderr */
+	/*
+	 * Which remotes may be fetched (see kwh_git_allowed()): n_allow
+	 * entries of --allow-remote-host ("HOST", "SCHEME://HOST" or
+	 * "file://"); none means the default, "github.com".  pin, when not
+	 * NULL, is the --remote template: its own scheme and host are allowed.
+	 */
+	const char *const *allow;
+	size_t n_allow;
+	const char *pin;
 };
 
 /* Return values: 0, or one of these. */
@@ -28,15 +37,42 @@ enum {
 	KWH_GIT_EREMOTE = -2,	/* remote unreachable, silent or refusing */
 	KWH_GIT_EDEADLINE = -3,	/* the deadline passed before we could try */
 	KWH_GIT_ECACHE = -4,	/* the local cache could not be used */
+	KWH_GIT_EREFUSED = -5,	/* the remote is not allowed (kwh_git_allowed) */
+	KWH_GIT_EBADREV = -6,	/* the revision is not a full 40-digit object id */
 };
+
+/*
+ * The remote policy.  A URL is allowed when its scheme and host are
+ * allowed by o->pin (same scheme and host as the --remote template; any
+ * path for file://) or by an entry of o->allow (the default "github.com"
+ * when there is none):
+ *   HOST           https:// and ssh:// (and scp-like user@HOST:path) to HOST,
+ *                  on any port;
+ *   SCHEME://HOST  that scheme (https, http, ssh or git) to HOST;
+ *   file://        local repositories (file:// URLs and plain paths).
+ * Host names compare case-insensitively; an IPv6 address is written with
+ * or without brackets.  Returns 1 when allowed, with *explicit set when
+ * the operator named the host (pin or an --allow-remote-host entry, not
+ * the default); 0 (message in err) when refused.
+ */
+int kwh_git_allowed(const struct kwh_git_opts *o, const char *url, int *explicit,
+    char *err, size_t errlen);
+
+/* 0 when s is a well-formed --allow-remote-host entry, else -1. */
+int kwh_git_allow_entry_ok(const char *s);
+
+/* Stop git work this long before the envelope's deadline, so that the
+ * answer (504 when the deadline is what stopped it) is written in time. */
+#define KWH_GIT_MARGIN_MS 500
 
 /*
  * An open cache entry for one remote URL, holding the entry's lock (shared
  * while reading, exclusive while fetching).  Opening creates the cache
  * directory (mode 0700); an entry left half-written by a process that died
  * while fetching is rebuilt by kwh_git_resolve().  Waits for the lock until deadline_ms
- * (Unix epoch milliseconds).  Returns 0 with *out set (free it with
- * kwh_git_close()), or a negative value with a message in err.
+ * (Unix epoch milliseconds).  A URL kwh_git_allowed() refuses gives
+ * EREFUSED before anything is created.  Returns 0 with *out set (free it
+ * with kwh_git_close()), or a negative value with a message in err.
  */
 struct kwh_git;
 int kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
@@ -52,14 +88,20 @@ void kwh_git_close(struct kwh_git *g);
 void kwh_git_hold(int hold);
 
 /*
- * Finds the commit rev (a hexadecimal object id, 4 to 40 digits) in the
+ * Finds the commit rev (a full object id: 40 hexadecimal digits, else
+ * EBADREV) in the
  * cache without any network; when it is missing, takes the exclusive lock,
  * looks again (another process may just have fetched it), then fetches ref
  * (a full ref name such as refs/heads/main; NULL or "" for every branch
  * and tag), and when still missing every branch and tag.  With rev NULL,
  * asks the remote for its default branch (HEAD), falling back to
  * fallback_branch (a branch name, may be NULL), fetches it and takes its
- * tip.  The fetch runs in a child process killed at the deadline.
+ * tip.  The fetch runs in a child process killed at the deadline (then
+ * EDEADLINE).  Before connecting, the child resolves the host and refuses
+ * (EREFUSED) loopback, link-local, private, unspecified, multicast and
+ * reserved addresses unless the host was named explicitly.  An entry this
+ * call created (or rebuilt) is removed again, lock file included, when
+ * its first fetch fails; an entry that held a fetch is kept.
  * On success writes the full commit id (41 bytes with the NUL) to hex.
  * Errors: ENOTFOUND (revision still unknown, or no default branch),
  * EREMOTE, EDEADLINE, ECACHE, with a message in err that names the remote.

@@ -17,16 +17,20 @@
 
 static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
+"                  [--allow-remote-host HOST]...\n"
 "                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
 "                  [--dry-run[=client|server]]\n"
-"                  [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
+"                  [--events LIST] [--filter EXPR]... [--header-timeout SECONDS]\n"
+"                  [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
-"                  [--max-requests N] [--namespace NS] [--path PATH]\n"
+"                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
+"                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
+"                  [--max-yaml-nodes N] [--namespace NS] [--path PATH]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
 "                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
@@ -37,10 +41,11 @@ static const char usage[] =
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
 enum {
-	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
-	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HELP, O_IGNORE_REF,
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
+	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
-	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_REQUESTS, O_NAMESPACE, O_NO_DEDUPE,
+	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
+	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
@@ -48,6 +53,7 @@ enum {
 static const struct option longopts[] = {
 	{ "allow-kind", required_argument, NULL, O_ALLOW_KIND },
 	{ "allow-namespace", required_argument, NULL, O_ALLOW_NS },
+	{ "allow-remote-host", required_argument, NULL, O_ALLOW_REMOTE_HOST },
 	{ "allow-sha1", no_argument, NULL, O_ALLOW_SHA1 },
 	{ "budget", required_argument, NULL, O_BUDGET },
 	{ "ca-file", required_argument, NULL, O_CA_FILE },
@@ -58,6 +64,7 @@ static const struct option longopts[] = {
 	{ "dry-run", optional_argument, NULL, O_DRY_RUN },
 	{ "events", required_argument, NULL, O_EVENTS },
 	{ "filter", required_argument, NULL, O_FILTER },
+	{ "header-timeout", required_argument, NULL, O_HEADER_TIMEOUT },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "ignore-ref", required_argument, NULL, O_IGNORE_REF },
 	{ "insecure", no_argument, NULL, O_INSECURE },
@@ -69,7 +76,12 @@ static const struct option longopts[] = {
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
+	{ "max-json-values", required_argument, NULL, O_MAX_JSON_VALUES },
+	{ "max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST_BYTES },
+	{ "max-objects", required_argument, NULL, O_MAX_OBJECTS },
+	{ "max-pending", required_argument, NULL, O_MAX_PENDING },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
+	{ "max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
 	{ "no-dedupe", no_argument, NULL, O_NO_DEDUPE },
 	{ "path", required_argument, NULL, O_PATH },
@@ -90,14 +102,20 @@ static const struct option longopts[] = {
 void
 kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 {
-	int c;
+	int c, header_timeout = 0, max_pending = 0;
 
 	memset(h, 0, sizeof *h);
 	kwh_err_init(argv[0]);
 	h->verify.limits = (struct kwh_http_limits)KWH_HTTP_LIMITS_DEFAULT;
 	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
+	h->header_timeout_ms = KWH_HANDLE_HEADER_TIMEOUT_MS;
+	h->max_pending = KWH_HANDLE_MAX_PENDING;
 	h->fetch.path = ".ci/workflow.yaml";
 	h->fetch.timeout_ms = 9000;
+	h->verify.max_json_values = KWH_VERIFY_MAX_JSON_VALUES;
+	h->fetch.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT;
+	h->fetch.max_nodes = KWH_FETCH_MAX_NODES_DEFAULT;
+	h->fetch.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT;
 	h->apply.field_manager = "kwh";
 	h->apply.deadline_ms = KWH_APPLY_DEADLINE_MS;
 	kwh_buf_init(&h->cache, 0);
@@ -107,12 +125,20 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->sets = calloc((size_t)argc + 1, sizeof *h->sets);
 	h->secret_files = calloc((size_t)argc + 1, sizeof *h->secret_files);
 	h->secret_stat = calloc((size_t)argc + 1, sizeof *h->secret_stat);
-	if (!h->filters || !h->sets || !h->secret_files || !h->secret_stat)
+	h->allow_remote = calloc((size_t)argc + 1, sizeof *h->allow_remote);
+	h->fetch.git.allow = h->allow_remote;
+	if (!h->filters || !h->sets || !h->secret_files || !h->secret_stat || !h->allow_remote)
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_ALLOW_KIND: kwh_cli_policy(h->apply.allow_kind, &h->apply.n_allow_kind, KWH_APPLY_MAX_POLICY, "--allow-kind", optarg); break;
 		case O_ALLOW_NS: kwh_cli_policy(h->apply.allow_ns, &h->apply.n_allow_ns, KWH_APPLY_MAX_POLICY, "--allow-namespace", optarg); break;
+		case O_ALLOW_REMOTE_HOST:
+			if (kwh_git_allow_entry_ok(optarg) < 0)
+				kwh_usage_error("--allow-remote-host: '%s' is neither HOST, "
+				    "SCHEME://HOST (https, http, ssh, git) nor file://", optarg);
+			h->allow_remote[h->fetch.git.n_allow++] = optarg;
+			break;
 		case O_ALLOW_SHA1: h->verify.allow_sha1 = 1; break;
 		case O_BUDGET: h->verify.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
 		case O_CA_FILE: h->fetch.git.ca_file = optarg; break;
@@ -130,6 +156,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			break;
 		case O_EVENTS: h->annotate.events = optarg; break;
 		case O_FILTER: h->filters[h->annotate.nfilters++] = optarg; break;
+		case O_HEADER_TIMEOUT:
+			h->header_timeout_ms = kwh_cli_seconds_ms("--header-timeout", optarg);
+			header_timeout = 1;
+			break;
 		case O_HELP: kwh_cli_help(usage);
 		case O_IGNORE_REF: h->annotate.ignore_ref = optarg; break;
 		case O_INSECURE: h->verify.insecure = 1; break;
@@ -145,11 +175,21 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
+		case O_MAX_JSON_VALUES: h->verify.max_json_values = kwh_cli_size("--max-json-values", optarg); break;
+		case O_MAX_MANIFEST_BYTES: h->fetch.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
+		case O_MAX_OBJECTS: h->fetch.max_objects = kwh_cli_size("--max-objects", optarg); break;
+		case O_MAX_PENDING:
+			h->max_pending = kwh_cli_size("--max-pending", optarg);
+			if (h->max_pending < 1)
+				kwh_usage_error("--max-pending: '%s' is not 1 or more", optarg);
+			max_pending = 1;
+			break;
 		case O_MAX_REQUESTS: h->max_requests = kwh_cli_size("--max-requests", optarg); break;
+		case O_MAX_YAML_NODES: h->fetch.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_NO_DEDUPE: h->apply.no_dedupe = 1; break;
 		case O_PATH: h->fetch.path = optarg; break;
-		case O_REMOTE: h->fetch.remote = optarg; break;
+		case O_REMOTE: h->fetch.remote = h->fetch.git.pin = optarg; break;
 		case O_SECRET_FILE:
 			/* noted before it is read: a change while it is read is
 			 * seen at the next request (reload_files) */
@@ -183,6 +223,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--workers: only with --listen");
 	if (!h->listen && h->max_requests)
 		kwh_usage_error("--max-requests: only with --listen");
+	if (!h->listen && header_timeout)
+		kwh_usage_error("--header-timeout: only with --listen");
+	if (!h->listen && max_pending)
+		kwh_usage_error("--max-pending: only with --listen");
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)
@@ -194,6 +238,25 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	if (h->verify.secrets.n == 0 && !h->verify.insecure)
 		kwh_die(KWH_EXIT_USAGE, "no secret: give --secret-file FILE or WEBHOOK_SECRET "
 		    "(or --insecure to accept unsigned deliveries)");
+}
+
+/* A file kwh-fetch needs is readable: 0, or -1 with why in h->fetch_err.
+ * The resident server stops at start-up; a one-shot run still answers
+ * its request (500), as the chain's kwh-fetch would. */
+static int
+fetch_readable(struct kwh_handle *h, const char *what, const char *path)
+{
+	if (h->fetch_err[0])
+		return -1;
+	if (h->listen)
+		kwh_cli_readable(what, path);
+	else if (access(path, R_OK) < 0) {
+		snprintf(h->fetch_err, sizeof h->fetch_err, "cannot read %s '%s': %s", what, path,
+		    strerror(errno));
+		kwh_warn("%s", h->fetch_err);
+		return -1;
+	}
+	return 0;
 }
 
 /* kwh-fetch's checks and set-up of the git options. */
@@ -210,12 +273,16 @@ init_fetch(struct kwh_handle *h)
 		char err[512];
 
 		stat(h->token_file, &h->token_stat);
-		if (kwh_cli_token_read(h->token_file, &h->token, err, sizeof err) < 0)
-			kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+		if (kwh_cli_token_read(h->token_file, &h->token, err, sizeof err) < 0) {
+			if (h->listen)
+				kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+			snprintf(h->fetch_err, sizeof h->fetch_err, "%s", err);
+			kwh_warn("%s", err);
+		}
 		g->token = h->token.data;
 	}
 	if (g->ssh_key) {
-		kwh_cli_readable("SSH key", g->ssh_key);
+		fetch_readable(h, "SSH key", g->ssh_key);
 		if (!g->known_hosts && !g->skip_host_key_check) {
 			const char *home = getenv("HOME");
 			kwh_buf_printf(&h->known_hosts, "%s/.ssh/known_hosts", home ? home : "");
@@ -223,9 +290,9 @@ init_fetch(struct kwh_handle *h)
 		}
 	}
 	if (g->known_hosts && !g->skip_host_key_check)
-		kwh_cli_readable("known hosts file", g->known_hosts);
+		fetch_readable(h, "known hosts file", g->known_hosts);
 	if (g->ca_file)
-		kwh_cli_readable("CA file", g->ca_file);
+		fetch_readable(h, "CA file", g->ca_file);
 	g->progress = isatty(2);
 }
 
@@ -337,6 +404,12 @@ unconfigured(void *ctx, jv env)
 	return kwh_env_respond(env, 500, "kwh-apply cannot run: %s", (const char *)ctx);
 }
 
+static jv
+fetch_unconfigured(void *ctx, jv env)
+{
+	return kwh_env_respond(env, 500, "kwh-fetch cannot run: %s", (const char *)ctx);
+}
+
 /* Has the file at path changed since *was (which it updates)?  A file that
  * cannot be stat'ed counts as changed once. */
 static int
@@ -433,7 +506,10 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 		kwh_annotate_release(&h->annotate);
 		h->annotate_ready = 0;
 	}
-	env = stage("kwh-fetch", kwh_fetch, &h->fetch, env);
+	if (h->fetch_err[0] && !kwh_env_has_response(env))
+		unconfigured_used = 1;
+	env = h->fetch_err[0] ? stage("kwh-fetch", fetch_unconfigured, h->fetch_err, env) :
+	    stage("kwh-fetch", kwh_fetch, &h->fetch, env);
 	if (!h->apply_ready && !kwh_env_has_response(env))
 		unconfigured_used = 1;
 	if (h->resident && h->apply_ready)
@@ -469,6 +545,7 @@ kwh_handle_release(struct kwh_handle *h)
 	kwh_buf_release(&h->cache);
 	kwh_buf_release(&h->known_hosts);
 	free(h->filters);
+	free(h->allow_remote);
 	free(h->sets);
 	free(h->secret_files);
 	free(h->secret_stat);

@@ -11,6 +11,8 @@
 #include "verify.h"
 
 #define KWH_HANDLE_MAX_WORKERS 256
+#define KWH_HANDLE_HEADER_TIMEOUT_MS 10000	/* --header-timeout */
+#define KWH_HANDLE_MAX_PENDING 1024		/* --max-pending */
 
 /*
  * Every stage's options, as the separate tools take them, and what the
@@ -34,9 +36,12 @@ struct kwh_handle {
 	const char *listen;		/* --listen [HOST:]PORT or "systemd", or NULL */
 	size_t workers;			/* --workers N (0: the default) */
 	size_t max_requests;		/* --max-requests N (0: no limit) */
+	long header_timeout_ms;		/* --header-timeout: the head read within */
+	size_t max_pending;		/* --max-pending N: connections held */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */
+	const char **allow_remote;	/* --allow-remote-host, argc pointers */
 	const char **secret_files;	/* the --secret-file paths (argc of them) */
 	struct stat *secret_stat;	/* each one when last read */
 	size_t n_secret_files;
@@ -46,6 +51,7 @@ struct kwh_handle {
 	int annotate_ready, apply_ready;
 	int resident;			/* serves many requests (kwh_handle_serve) */
 	char apply_err[1024];		/* why kwh-apply cannot run, or "" */
+	char fetch_err[1024];		/* why kwh-fetch cannot run (one-shot), or "" */
 };
 
 /*
@@ -89,10 +95,11 @@ int kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp);
 int kwh_handle_listen(const struct kwh_handle *h);
 
 /*
- * The resident server (kwh-handle --listen): forks --workers processes
- * that each accept a connection on fd, handle one request on it with
- * kwh_handle_run, close it and accept the next, until --max-requests;
- * supervises them (a worker that exits is replaced, after a backoff when
+ * The resident server (kwh-handle --listen): accepts the connections on
+ * fd and reads their requests itself, all at once (--header-timeout,
+ * --timeout, --max-pending and the size limits), and hands each complete
+ * one to one of --workers processes, which handles it with
+ * kwh_handle_run, until --max-requests; supervises them (a worker that exits is replaced, after a backoff when
  * it died young) until SIGTERM or SIGINT, then stops them once their
  * requests are answered.  Call after kwh_handle_init.  Returns the exit
  * code (0 after a signal).

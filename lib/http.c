@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <strings.h>
 #include <unistd.h>
 #include <http_parser.h>
 
@@ -185,7 +186,8 @@ now_ms(void)
 
 int
 kwh_http_read_request(struct kwh_http_request *req, int fd,
-    const struct kwh_http_limits *lim, char *err, size_t errlen)
+    const struct kwh_http_limits *lim, const struct kwh_http_given *given,
+    char *err, size_t errlen)
 {
 	static const http_parser_settings settings = {
 		.on_url = on_url,
@@ -235,7 +237,10 @@ kwh_http_read_request(struct kwh_http_request *req, int fd,
 			break;
 		}
 		if (n == 0) {
-			if (total == 0)
+			if (given && given->timed_out_ms > 0)
+				refuse(&r, 408, "request%s not received within %ld ms (%zu bytes read)",
+				    given->head_timed_out ? " headers" : "", given->timed_out_ms, total);
+			else if (total == 0)
 				refuse(&r, 400, "empty request: the connection closed before any byte arrived");
 			else if (!r.headers_done)
 				refuse(&r, 400, "request truncated: the connection closed inside the headers");
@@ -264,6 +269,144 @@ kwh_http_read_request(struct kwh_http_request *req, int fd,
 	return r.done && !r.status ? 0 : r.status;
 }
 
+/* The scanner: the reader's limits, counted rather than kept. */
+static int
+scan_head(struct kwh_http_scan *s, size_t n)
+{
+	s->head_bytes += n;
+	if (s->head_bytes > s->lim->max_header_bytes)
+		s->status = 431;
+	return s->status ? -1 : 0;
+}
+
+/* A header ends: counted, and "Expect: 100-continue" noted. */
+static int
+scan_flush(struct kwh_http_scan *s)
+{
+	if (!s->field_len && !s->value_len && !s->last_was_value)
+		return 0;
+	if (s->nheaders >= s->lim->max_headers) {
+		s->status = 431;
+		return -1;
+	}
+	s->nheaders++;
+	if (s->field_len == 6 && !strncasecmp(s->field, "expect", 6) && s->expect_continue >= 0)
+		s->expect_continue = s->value_len == 12 && !strncasecmp(s->value, "100-continue", 12) ? 1 : -1;
+	s->field_len = s->value_len = 0;
+	return 0;
+}
+
+/* Appends to a short buffer; what does not fit makes it too long to match. */
+static void
+scan_keep(char *buf, size_t cap, size_t *len, const char *at, size_t n)
+{
+	if (*len + n <= cap)
+		memcpy(buf + *len, at, n);
+	*len = *len + n <= cap ? *len + n : cap + 1;
+}
+
+static int
+scan_url(http_parser *p, const char *at, size_t n)
+{
+	return scan_head(p->data, n);
+}
+
+static int
+scan_field(http_parser *p, const char *at, size_t n)
+{
+	struct kwh_http_scan *s = p->data;
+
+	if (scan_head(s, n) < 0 || (s->last_was_value && scan_flush(s) < 0))
+		return -1;
+	s->last_was_value = 0;
+	scan_keep(s->field, sizeof s->field, &s->field_len, at, n);
+	return 0;
+}
+
+static int
+scan_value(http_parser *p, const char *at, size_t n)
+{
+	struct kwh_http_scan *s = p->data;
+
+	if (scan_head(s, n) < 0)
+		return -1;
+	s->last_was_value = 1;
+	scan_keep(s->value, sizeof s->value, &s->value_len, at, n);
+	return 0;
+}
+
+static int
+scan_headers_complete(http_parser *p)
+{
+	struct kwh_http_scan *s = p->data;
+
+	if (s->last_was_value && scan_flush(s) < 0)
+		return -1;
+	s->head_done = 1;
+	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
+	    p->content_length > s->lim->max_body) {
+		s->status = 413;
+		return -1;
+	}
+	if (s->expect_continue < 0)
+		s->expect_continue = 0;
+	return 0;
+}
+
+static int
+scan_body(http_parser *p, const char *at, size_t n)
+{
+	struct kwh_http_scan *s = p->data;
+
+	s->body_bytes += n;
+	if (s->body_bytes > s->lim->max_body) {
+		s->status = 413;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+scan_complete(http_parser *p)
+{
+	struct kwh_http_scan *s = p->data;
+
+	s->done = 1;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+void
+kwh_http_scan_init(struct kwh_http_scan *s, const struct kwh_http_limits *lim)
+{
+	memset(s, 0, sizeof *s);
+	s->lim = lim;
+	http_parser_init(&s->p, HTTP_REQUEST);
+	s->p.data = s;
+}
+
+int
+kwh_http_scan_feed(struct kwh_http_scan *s, const char *data, size_t n)
+{
+	static const http_parser_settings settings = {
+		.on_url = scan_url,
+		.on_header_field = scan_field,
+		.on_header_value = scan_value,
+		.on_headers_complete = scan_headers_complete,
+		.on_body = scan_body,
+		.on_message_complete = scan_complete,
+	};
+
+	if (s->status || s->done)
+		return s->status ? s->status : 1;
+	http_parser_execute(&s->p, &settings, data, n);
+	if (s->status || s->done)
+		return s->status ? s->status : 1;
+	if (HTTP_PARSER_ERRNO(&s->p) != HPE_OK)
+		s->status = HTTP_PARSER_ERRNO(&s->p) == HPE_HEADER_OVERFLOW ? 431 : 400;
+	return s->status;
+}
+
 void
 kwh_http_request_release(struct kwh_http_request *req)
 {
@@ -285,6 +428,16 @@ kwh_http_header(const struct kwh_http_request *req, const char *name)
 		if (!strcmp(req->headers[i].name, name))
 			return req->headers[i].value;
 	return NULL;
+}
+
+size_t
+kwh_http_header_count(const struct kwh_http_request *req, const char *name)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->nheaders; i++)
+		n += !strcmp(req->headers[i].name, name);
+	return n;
 }
 
 const char *

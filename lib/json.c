@@ -165,10 +165,18 @@ literal(struct scan *s, const char *word)
 int
 kwh_json_validate(const char *data, size_t n, char *kind, char *err, size_t errlen)
 {
+	return kwh_json_validate_n(data, n, 0, NULL, kind, err, errlen);
+}
+
+int
+kwh_json_validate_n(const char *data, size_t n, size_t max_values, size_t *values,
+    char *kind, char *err, size_t errlen)
+{
 	struct scan s = { (const unsigned char *)data, (const unsigned char *)data + n,
 		(const unsigned char *)data, err, errlen };
 	char stack[KWH_JSON_MAX_DEPTH];	/* '{' or '[' */
 	int depth = 0;
+	size_t count = 0;
 
 	err[0] = '\0';
 	while (s.p < s.end && WS(*s.p))
@@ -183,6 +191,14 @@ kwh_json_validate(const char *data, size_t n, char *kind, char *err, size_t errl
 			s.p++;
 		if (s.p >= s.end)
 			return fail(&s, "unexpected end of input");
+		count++;
+		if (values)
+			*values = count;
+		if (max_values && count > max_values) {
+			snprintf(err, errlen, "more than %zu JSON values at byte %zu", max_values,
+			    (size_t)(s.p - s.start));
+			return -2;
+		}
 		switch (*s.p) {
 		case '{':
 		case '[':

@@ -15,4 +15,15 @@
  */
 int kwh_json_validate(const char *p, size_t n, char *kind, char *err, size_t errlen);
 
+/*
+ * The same check, counting the values on the way (every object, array,
+ * string, number, true, false and null, the top one included; object keys
+ * are not values).  With max_values not 0, a text holding more values is
+ * refused as soon as the count passes it: returns -2 with "more than N
+ * JSON values at byte B" in err.  *values, when not NULL, gets the count
+ * (so far, on failure).
+ */
+int kwh_json_validate_n(const char *p, size_t n, size_t max_values, size_t *values,
+    char *kind, char *err, size_t errlen);
+
 #endif

@@ -88,9 +88,16 @@ created(jv env)
 /*
  * Runs "sh -c cmd" with in (consumed) on stdin; fills o.  Returns 0, or -1
  * when the chain could not be started (o says why).
+ *
+ * The chain runs in a process group of its own and inherits a copy of
+ * lockfd, the spool file's flock(2): the lock is held until the last
+ * process of the chain has ended, even when kwh-replay itself is killed
+ * (SIGKILL included) while the chain runs, so that no other kwh-replay can
+ * send the same delivery meanwhile.  A signal sent to kwh-replay's process
+ * group (Ctrl-C) does not reach the chain, which finishes its delivery.
  */
 static int
-run_chain(const char *cmd, jv in, const char *stage, int attempt, struct outcome *o)
+run_chain(const char *cmd, jv in, const char *stage, int attempt, int lockfd, struct outcome *o)
 {
 	struct kwh_buf out;
 	FILE *tf = tmpfile();
@@ -117,7 +124,10 @@ run_chain(const char *cmd, jv in, const char *stage, int attempt, struct outcome
 		goto out;
 	}
 	if (pid == 0) {
-		if (dup2(fileno(tf), 0) < 0 || dup2(pfd[1], 1) < 0)
+		setpgid(0, 0);
+		/* F_DUPFD: a copy without close-on-exec, above the standard three */
+		if (dup2(fileno(tf), 0) < 0 || dup2(pfd[1], 1) < 0 ||
+		    (lockfd >= 0 && fcntl(lockfd, F_DUPFD, 3) < 0))
 			_exit(KWH_EXIT_SYSTEM);
 		setenv("KWH_REPLAY_STAGE", stage, 1);
 		setenv("KWH_REPLAY_ATTEMPT", attempts, 1);
@@ -125,6 +135,7 @@ run_chain(const char *cmd, jv in, const char *stage, int attempt, struct outcome
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
+	setpgid(pid, pid);	/* as the child does: whichever runs first */
 	close(pfd[1]);
 	pfd[1] = -1;
 	if (kwh_buf_read_fd(&out, pfd[0]) < 0)
@@ -259,7 +270,7 @@ replay_one(const struct kwh_replay *r, const char *name, int fd, const struct ti
 		return kwh_env_write(in) < 0 ? -1 : 1;
 	}
 	cmd = r->chain + kwh_replay_start(r->chain, stage);
-	if (run_chain(cmd, in, stage, attempt, &o) < 0) {
+	if (run_chain(cmd, in, stage, attempt, fd, &o) < 0) {
 		kwh_log(KWH_LOG_ERROR, delivery, 0, "%s", o.msg.data ? o.msg.data : "");
 		kwh_buf_release(&o.msg);
 		jv_free(env);

@@ -118,13 +118,13 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	struct kwh_http_request *req = &out->req;
 	const char *delivery, *event, *ctype, *sig256, *sig1, *verified;
 	char err[512], path[64], digest[65], kind;
-	long long received = epoch_ms();
+	long long received = o->given ? o->given->received_ms : epoch_ms();
 	int st, r;
 	size_t i;
 
 	memset(out, 0, sizeof *out);
 	kwh_buf_init(&out->head, 0);
-	st = kwh_http_read_request(req, fd, &o->limits, err, sizeof err);
+	st = kwh_http_read_request(req, fd, &o->limits, o->given, err, sizeof err);
 	delivery = kwh_http_header(req, "x-github-delivery");
 	event = kwh_http_header(req, "x-github-event");
 	if (delivery && !token_ok(delivery, 128, 0))
@@ -141,6 +141,20 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	if (strcmp(req->method, "POST")) {
 		snprintf(err, sizeof err, "method %s is not allowed: webhooks are delivered with POST", req->method);
 		return refuse(out, delivery, event, 405, err);
+	}
+
+	/* One of each header that says what the request is: which of two
+	 * would count is for no one to guess (first-wins lets a proxy and
+	 * kwh read different requests). */
+	{
+		static const char *const once[] = { "x-hub-signature-256", "x-hub-signature",
+		    "x-github-delivery", "x-github-event", "content-type",
+		    "x-github-hook-installation-target-type", "x-github-hook-installation-target-id" };
+		for (i = 0; i < sizeof once / sizeof once[0]; i++)
+			if (kwh_http_header_count(req, once[i]) > 1) {
+				snprintf(err, sizeof err, "the %s header is given more than once", once[i]);
+				return refuse(out, NULL, NULL, 400, err);
+			}
 	}
 
 	/* The signature, before anything looks at the body. */
@@ -209,7 +223,13 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	}
 	{
 		char jerr[200];
-		if (kwh_json_validate(out->payload, out->payload_len, &kind, jerr, sizeof jerr) < 0) {
+		r = kwh_json_validate_n(out->payload, out->payload_len, o->max_json_values, NULL,
+		    &kind, jerr, sizeof jerr);
+		if (r == -2) {
+			snprintf(err, sizeof err, "payload has %s (the limit is --max-json-values)", jerr);
+			return refuse(out, delivery, event, 413, err);
+		}
+		if (r < 0) {
 			snprintf(err, sizeof err, "body is not valid JSON: %s", jerr);
 			return refuse(out, delivery, event, 400, err);
 		}

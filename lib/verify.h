@@ -10,8 +10,16 @@ struct kwh_verify_opts {
 	int insecure;			/* no secret: verified "none" */
 	struct kwh_http_limits limits;
 	long budget_ms;			/* deadline = receipt + budget */
+	/* the request as kwh-handle --listen's acceptor read it (fd is then
+	 * a file of its bytes), or NULL: read off fd as it arrives */
+	const struct kwh_http_given *given;
+	size_t max_json_values;		/* values in the payload (413 beyond), 0: no bound */
 };
 #define KWH_VERIFY_BUDGET_MS 9000
+/* Every value of the payload becomes a jq value in the later stages (some
+ * tens of bytes each): a bound on their number bounds their memory.  Real
+ * payloads hold a few thousand. */
+#define KWH_VERIFY_MAX_JSON_VALUES ((size_t)1000000)
 
 /*
  * The envelope, in pieces so that a large payload is never copied: the
@@ -31,7 +39,8 @@ struct kwh_verify_out {
 /*
  * Reads one request from fd and checks it: method (405; GET /-/alive is
  * answered 200), signature (401), headers (400), content type (415), JSON
- * body (400), and the read limits (408, 413, 431).  Fills out; returns
+ * body (400), and the read limits (408, 413, 431) and max_json_values
+ * (413).  Fills out; returns
  * out->status.  Logs the decision.  kwh_verify_out_release() frees out.
  */
 int kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out);

@@ -32,6 +32,7 @@
 #define KWH_YAML_LIBYAML
 #include <yaml.h>
 #include "buf.h"
+#include "err.h"
 
 #include <errno.h>
 #include <math.h>
@@ -81,6 +82,8 @@ struct frame {
 
 struct conv {
 	const struct kwh_yaml_limits *lim;
+	struct kwh_yaml_budget *budget;	/* or NULL */
+	unsigned long events;	/* parser events, for the deadline checks */
 	size_t line0;		/* line of the piece in the file */
 	const char *data;	/* the piece, and a cursor mapping libyaml's */
 	size_t len;		/* character index to a byte offset */
@@ -587,12 +590,33 @@ scal_key(struct conv *c, const struct scal *s, jv str, yaml_mark_t m,
 static int
 count(struct conv *c, size_t n, yaml_mark_t m)
 {
+	struct kwh_yaml_budget *b = c->budget;
+
 	c->count += n;
 	if (c->lim->max_nodes && c->count > c->lim->max_nodes)
 		return FAILM(c, KWH_YAML_ELIMIT, m,
 				"more than %zu nodes (aliases expanded)",
 				c->lim->max_nodes);
+	if (b) {
+		b->nodes += n;
+		if (b->max_nodes && b->nodes > b->max_nodes)
+			return FAILM(c, KWH_YAML_ETOTAL, m,
+					"more than %zu nodes in all the files "
+					"(aliases expanded)", b->max_nodes);
+	}
 	return 0;
+}
+
+/* Every DEADLINE_EVERY events (a few milliseconds of work), and at every
+ * document: has the budget's deadline passed? */
+#define DEADLINE_EVERY 4096
+
+static int
+deadline_passed(struct conv *c, size_t line, size_t col)
+{
+	if (!c->budget || !c->budget->deadline || kwh_now_ms() < c->budget->deadline)
+		return 0;
+	return fail(c, KWH_YAML_EDEADLINE, line, col, "reading stopped");
 }
 
 static int
@@ -950,6 +974,12 @@ convert_first(struct conv *c, const char *data, size_t len, jv *out)
 			rc = parser_fail(c, &p, data, len);
 			break;
 		}
+		if (++c->events % DEADLINE_EVERY == 0)
+			rc = deadline_passed(c, ev.start_mark.line, ev.start_mark.column);
+		if (rc < 0) {
+			yaml_event_delete(&ev);
+			break;
+		}
 		switch (ev.type) {
 		case YAML_SCALAR_EVENT: rc = on_scalar(c, &ev); break;
 		case YAML_ALIAS_EVENT: rc = on_alias(c, &ev); break;
@@ -1017,6 +1047,22 @@ check_object(struct conv *c, jv o, size_t line, int item)
 	return 0;
 }
 
+/* One more object for the result: counted against the budget. */
+static int
+take_object(struct conv *c, size_t line)
+{
+	struct kwh_yaml_budget *b = c->budget;
+
+	if (!b)
+		return 0;
+	if (b->max_objects && b->objects >= b->max_objects)
+		return fail(c, KWH_YAML_ETOTAL, line, 0,
+				"more than %zu objects in all the files",
+				b->max_objects);
+	b->objects++;
+	return 0;
+}
+
 /* Adds a decoded document (taken) to *list, flattening lists. */
 static int
 add_doc(struct conv *c, jv *list, jv doc, size_t line)
@@ -1037,6 +1083,8 @@ add_doc(struct conv *c, jv *list, jv doc, size_t line)
 		jv_object_get(jv_copy(doc), jv_string("items")) : jv_invalid();
 	if (!jv_is_valid(items)) {
 		rc = check_object(c, doc, line, 0);
+		if (rc == 0)
+			rc = take_object(c, line);
 		if (rc == 0)
 			*list = jv_array_append(*list, doc);
 		else
@@ -1085,6 +1133,8 @@ add_doc(struct conv *c, jv *list, jv doc, size_t line)
 		if (rc == 0)
 			rc = check_object(c, it, line, 1);
 		if (rc == 0)
+			rc = take_object(c, line);
+		if (rc == 0)
 			*list = jv_array_append(*list, it);
 		else
 			jv_free(it);
@@ -1096,9 +1146,31 @@ add_doc(struct conv *c, jv *list, jv doc, size_t line)
 	return rc;
 }
 
+/* The nodes of a value (borrowed) as YAML counts them: keys too. */
+static size_t
+jv_nodes(jv v)
+{
+	size_t n = 1;
+
+	if (jv_get_kind(v) == JV_KIND_ARRAY) {
+		jv_array_foreach(v, i, e) {
+			n += jv_nodes(e);
+			jv_free(e);
+		}
+	} else if (jv_get_kind(v) == JV_KIND_OBJECT) {
+		jv_object_foreach(v, k, e) {
+			n += 1 + jv_nodes(e);
+			jv_free(k);
+			jv_free(e);
+		}
+	}
+	return n;
+}
+
 static int
 json_stream(struct conv *c, jv *list, const char *data, size_t len)
 {
+	static const yaml_mark_t top = { 0, 0, 0 };
 	jv_parser *p;
 	jv v;
 	int rc = 0;
@@ -1108,8 +1180,14 @@ json_stream(struct conv *c, jv *list, const char *data, size_t len)
 	if (!(p = jv_parser_new(0)))
 		return fail(c, KWH_YAML_ENOMEM, 0, 0, "out of memory");
 	jv_parser_set_buf(p, data, (int)len, 0);
-	while (rc == 0 && jv_is_valid(v = jv_parser_next(p)))
+	while (rc == 0 && jv_is_valid(v = jv_parser_next(p))) {
+		if ((rc = count(c, jv_nodes(v), top)) < 0 ||
+				(rc = deadline_passed(c, 0, 0)) < 0) {
+			jv_free(v);
+			break;
+		}
 		rc = add_doc(c, list, v, 0);
+	}
 	if (rc == 0 && jv_invalid_has_msg(jv_copy(v))) {
 		jv msg = jv_invalid_get_msg(v);
 		const char *s = jv_string_value(msg), *at = strstr(s, " at line ");
@@ -1156,6 +1234,14 @@ int
 kwh_yaml_manifests(jv *out, const char *data, size_t len,
 		const struct kwh_yaml_limits *lim, char *err, size_t errlen)
 {
+	return kwh_yaml_manifests_budget(out, data, len, lim, NULL, err, errlen);
+}
+
+int
+kwh_yaml_manifests_budget(jv *out, const char *data, size_t len,
+		const struct kwh_yaml_limits *lim, struct kwh_yaml_budget *b,
+		char *err, size_t errlen)
+{
 	static const struct kwh_yaml_limits def = KWH_YAML_LIMITS_DEFAULT;
 	struct conv c;
 	jv list = jv_array(), doc;
@@ -1163,7 +1249,8 @@ kwh_yaml_manifests(jv *out, const char *data, size_t len,
 	int rc = 0;
 
 	conv_init(&c, lim, &def, err, errlen);
-	if ((rc = too_big(&c, len)) < 0)
+	c.budget = b;
+	if ((rc = too_big(&c, len)) < 0 || (rc = deadline_passed(&c, 0, 0)) < 0)
 		goto out;
 	while (i < len && strchr(" \t\n\v\f\r", data[i]))
 		i++;
@@ -1188,7 +1275,8 @@ kwh_yaml_manifests(jv *out, const char *data, size_t len,
 		}
 		if ((sep && start < i) || i == len) {
 			c.line0 = startline;
-			if (start < i && (rc = convert_first(&c, data + start,
+			if (start < i && (rc = deadline_passed(&c, 0, 0)) == 0 &&
+					(rc = convert_first(&c, data + start,
 							i - start, &doc)) == 0)
 				rc = add_doc(&c, &list, doc, 0);
 			start = end;

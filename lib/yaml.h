@@ -29,13 +29,28 @@ struct kwh_yaml_limits {
 #define KWH_YAML_LIMITS_DEFAULT { KWH_YAML_MAX_BYTES_DEFAULT, \
 	KWH_YAML_MAX_DEPTH_DEFAULT, KWH_YAML_MAX_NODES_DEFAULT }
 
+/* Bounds over several files (the manifests of one delivery), and a
+ * deadline.  nodes and objects count what every call given this budget
+ * produced so far (start them at 0); max_nodes bounds the nodes as
+ * kwh_yaml_limits.max_nodes does, max_objects the objects added to the
+ * result, 0 meaning "no bound".  The deadline, in kwh_now_ms() time (0:
+ * none), is looked at every few thousand parser events, so that reading
+ * stops soon after it passed. */
+struct kwh_yaml_budget {
+	long long deadline;
+	size_t nodes, objects;
+	size_t max_nodes, max_objects;
+};
+
 /* Return values of the functions below. */
 enum {
 	KWH_YAML_OK = 0,
 	KWH_YAML_EINVALID = -1,	/* not YAML, or YAML kubectl refuses */
 	KWH_YAML_ELIMIT = -2,	/* a limit was exceeded */
 	KWH_YAML_ENOTOBJ = -3,	/* a document that is not a Kubernetes object */
-	KWH_YAML_ENOMEM = -4	/* out of memory */
+	KWH_YAML_ENOMEM = -4,	/* out of memory */
+	KWH_YAML_ETOTAL = -5,	/* a bound of the kwh_yaml_budget was exceeded */
+	KWH_YAML_EDEADLINE = -6	/* the budget's deadline passed */
 };
 
 /* Converts every document in data[0..len) to JSON values, as kubectl reads
@@ -54,6 +69,13 @@ enum {
  * untouched.  lim may be NULL for the defaults. */
 int kwh_yaml_manifests(jv *out, const char *data, size_t len,
 		const struct kwh_yaml_limits *lim, char *err, size_t errlen);
+
+/* The same, also counting against budget b (may be NULL): returns
+ * KWH_YAML_ETOTAL when this file takes the nodes or objects of b past its
+ * bounds, KWH_YAML_EDEADLINE when b's deadline passes while reading. */
+int kwh_yaml_manifests_budget(jv *out, const char *data, size_t len,
+		const struct kwh_yaml_limits *lim, struct kwh_yaml_budget *b,
+		char *err, size_t errlen);
 
 /* The same conversion for a single document that need not be a Kubernetes
  * object (kubeconfig files), read as sigs.k8s.io/yaml.Unmarshal reads it:

@@ -77,6 +77,35 @@ req_with() {
 	assert_equal "$MESSAGE" "request body is larger than the limit of 4096 bytes"
 }
 
+@test "a payload of 1,000,000 JSON values passes, one more is 413; --max-json-values changes it" {
+	# {"a":[0,0,...]}: the object, the array and N-2 zeros are N values
+	values() {
+		python3 -c 'import sys; n=int(sys.argv[1]); sys.stdout.write("{\"a\":[" + ",".join(["0"]*(n-2)) + "]}")' "$1"
+	}
+	values 1000000 > "$TMP/body"
+	req_with "$TMP/body" application/json > "$TMP/req"
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+	assert_equal "$STATUS" 200
+	assert_equal "$VERIFY_RC" 0
+	values 1000001 > "$TMP/body"
+	req_with "$TMP/body" application/json > "$TMP/req"
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret"
+	assert_equal "$STATUS" 413
+	assert_equal "$VERIFY_RC" 1
+	assert_equal "$MESSAGE" "payload has more than 1000000 JSON values at byte 2000002 (the limit is --max-json-values)"
+	# the envelope does not carry the payload
+	run -0 jq -e 'has("payload") | not' "$TMP/env"
+	# lowered, raised, or 0 for no bound
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret" --max-json-values 2000000
+	assert_equal "$STATUS" 200
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret" --max-json-values 0
+	assert_equal "$STATUS" 200
+	req_with "$PUSH" application/json > "$TMP/req"
+	verify_and_respond "$TMP/req" --secret-file "$TMP/secret" --max-json-values 10
+	assert_equal "$STATUS" 413
+	[[ "$MESSAGE" == "payload has more than 10 JSON values at byte "* ]]
+}
+
 @test "too many headers, or too large ones, are 431" {
 	args=()
 	for i in $(seq 1 101); do args+=(--header "X-Extra-$i: v"); done

@@ -10,7 +10,7 @@ setup() {
 @test "--help prints the synopsis on stdout and exits 0" {
 	run --separate-stderr kwh-fetch --help
 	assert_success
-	assert_line --index 0 --partial "usage: kwh-fetch [--ca-file FILE] [--cache DIR]"
+	assert_line --index 0 --partial "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]"
 	assert_output --partial "--token-file FILE"
 	assert_equal "$stderr" ""
 }
@@ -83,7 +83,7 @@ setup() {
 	git_quiet init -q -b main "$TMP/r"
 	rev=$(commit_file "$TMP/r" .ci/workflow.yaml "$(cm x y)" one)
 	envelope "$rev" "" "file://$TMP/r" > "$TMP/in"
-	XDG_CACHE_HOME=$TMP/xdg run --separate-stderr kwh-fetch < "$TMP/in"
+	XDG_CACHE_HOME=$TMP/xdg run --separate-stderr kwh-fetch --allow-remote-host file:// < "$TMP/in"
 	assert_success
 	assert_equal "$(ls "$TMP/xdg/kwh" | grep -c '\.git$')" 1
 }
@@ -94,7 +94,7 @@ setup() {
 	rev=$(commit_file "$TMP/r" .ci/workflow.yaml "$(cm x y)" one)
 	envelope "$rev" "" "file://$TMP/r" > "$TMP/in"
 	mkdir "$TMP/home"
-	HOME=$TMP/home XDG_CACHE_HOME= run --separate-stderr kwh-fetch < "$TMP/in"
+	HOME=$TMP/home XDG_CACHE_HOME= run --separate-stderr kwh-fetch --allow-remote-host file:// < "$TMP/in"
 	assert_success
 	assert_equal "$(ls "$TMP/home/.cache/kwh" | grep -c '\.git$')" 1
 }

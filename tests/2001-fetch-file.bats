@@ -6,6 +6,7 @@ load test_helper
 
 setup() {
 	setup_tmp
+	ALLOW=(--allow-remote-host file://)
 	make_test_repo
 	URL=file://$BARE
 	CACHE=$TMP/cache
@@ -21,7 +22,7 @@ fetch() {
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
 	[ "${1:-}" != -- ] || { shift; opts=("$@"); }
 	envelope "${args[@]}" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" "${opts[@]}" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" "${opts[@]}" < "$TMP/in"
 }
 
 @test "an exact revision that is not the branch tip gives that revision's file" {
@@ -34,11 +35,13 @@ fetch() {
 	assert_equal "$(jq -r '.delivery + " " + .annotations["k8s-webhook-handler.io/revision"]' <<< "$output")" "d-1 $REV2"
 }
 
-@test "an abbreviated revision is resolved to the full commit id" {
-	fetch "${REV1:0:10}" "" "$URL"
+@test "an abbreviated revision is refused with 422, even one the cache has" {
+	fetch "$REV1" "" "$URL"
 	assert_success
-	assert_equal "$(jq -r '.source.revision, .manifests[0].data.v' <<< "$output")" "$REV1
-one"
+	fetch "${REV1:0:10}" "" "$URL"
+	assert_failure 1
+	assert_equal "$(jq -r '.response | "\(.status) \(.message)"' <<< "$output")" \
+	    "422 revision '${REV1:0:10}' is not a full commit id (40 hexadecimal digits)"
 }
 
 @test "a revision on another branch than the ref named is still found" {
@@ -90,11 +93,11 @@ four"
 	assert_equal "$(jq 'has("manifests")' <<< "$output")" false
 }
 
-@test "a revision that is not hexadecimal is refused with 404" {
+@test "a revision that is not hexadecimal is refused with 422" {
 	fetch "main; rm -rf /" "" "$URL"
 	assert_failure 1
-	assert_equal "$(jq -r '.response.status' <<< "$output")" 404
-	assert_output --partial "is not a commit id"
+	assert_equal "$(jq -r '.response.status' <<< "$output")" 422
+	assert_output --partial "is not a full commit id"
 }
 
 @test "a missing path is 404 'no PATH at R'" {
@@ -208,7 +211,7 @@ four"
 
 @test "a payload without repository is 400" {
 	echo '{"kwh":1,"delivery":"x","payload":{}}' > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
 	assert_failure 1
 	assert_equal "$(jq -r '.response.status' <<< "$output")" 400
 }
@@ -216,21 +219,21 @@ four"
 @test "a payload without the URL chosen is 400 naming the field" {
 	jq -nc --arg r "$REV1" '{kwh:1, annotations:{"k8s-webhook-handler.io/revision":$r},
 	    payload:{repository:{full_name:"octo/repo"}}}' > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" --use-git-url < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --use-git-url < "$TMP/in"
 	assert_failure 1
 	assert_equal "$(jq -r '.response.message' <<< "$output")" "the payload has no repository.git_url"
 }
 
 @test "several envelopes in one stream are handled in order" {
 	{ envelope "$REV1" "" "$URL"; envelope "$REV2" "" "$URL"; envelope "$REV3" "" "$URL"; } > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
 	assert_success
 	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output" | tr '\n' ' ')" "one two three "
 }
 
 @test "an envelope that already has a response passes through untouched" {
 	envelope "$REV1" "" "$URL" | jq -c '.response = {status: 401, message: "no"}' > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
 	assert_success
 	assert_equal "$output" "$(cat "$TMP/in")"
 	assert [ ! -e "$CACHE" ]

@@ -8,6 +8,7 @@ TOKEN=s3cr3t-t0ken-4-kwh
 
 setup() {
 	setup_tmp
+	ALLOW=(--allow-remote-host http://127.0.0.1)
 	make_test_repo
 	start_http_git "$TOKEN"
 	URL=http://127.0.0.1:$HTTP_GIT_PORT/octo/repo.git
@@ -24,7 +25,7 @@ teardown() {
 
 @test "http://: the token from --token-file is accepted" {
 	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" --token-file "$TMP/token" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/token" < "$TMP/in"
 	assert_success
 	assert_equal "$(jq -r '.manifests[0].data.v, .source.url' <<< "$output")" "two
 $URL"
@@ -33,25 +34,26 @@ $URL"
 
 @test "http://: a wrong token is 502 saying the credentials were refused, and never shown" {
 	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" --token-file "$TMP/wrong" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/wrong" < "$TMP/in"
 	assert_failure 1
 	assert_equal "$(jq -r '.response.status' <<< "$output")" 502
-	assert_equal "$(jq -r '.response.message' <<< "$output")" "$URL: the remote refused our credentials"
+	assert_equal "$(jq -r '.response.message' <<< "$output")" "$GENERIC_FETCH_FAILURE d-1"
+	assert_log_has "$URL: the remote refused our credentials"
 	refute_output --partial wrong-token
 	[[ "$stderr" != *wrong-token* ]]
 }
 
 @test "http://: no token is 502 saying credentials are needed" {
 	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
 	assert_failure 1
 	assert_equal "$(jq -r '.response.status' <<< "$output")" 502
-	assert_output --partial "asks for credentials and none are configured (--token-file)"
+	assert_log_has "asks for credentials and none are configured (--token-file)"
 }
 
 @test "http://: the token appears neither in the output, the log nor the cache config" {
 	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" --token-file "$TMP/token" --log "$TMP/log" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/token" --log "$TMP/log" < "$TMP/in"
 	assert_success
 	refute_output --partial "$TOKEN"
 	[[ "$stderr" != *"$TOKEN"* ]]
@@ -62,7 +64,7 @@ $URL"
 @test "http://: an empty token file stops kwh-fetch at start-up naming the file" {
 	: > "$TMP/empty"
 	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" --token-file "$TMP/empty" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/empty" < "$TMP/in"
 	assert_failure 111
 	assert_equal "$stderr" "kwh-fetch: fatal: token file '$TMP/empty' is empty"
 }
@@ -70,7 +72,7 @@ $URL"
 @test "http://: a fetch killed half-way leaves a cache the next run rebuilds" {
 	touch "$TMP/stall"
 	envelope "$REV2" refs/heads/main "$URL" octo/repo main $(( $(now_ms) + 60000 )) > "$TMP/in"
-	kwh-fetch --cache "$CACHE" --token-file "$TMP/token" < "$TMP/in" > /dev/null 2>&1 3>&- &
+	kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/token" < "$TMP/in" > /dev/null 2>&1 3>&- &
 	BG=$!
 	# wait until the fetch is under way (the entry exists, marked incomplete)
 	for _ in $(seq 200); do
@@ -84,7 +86,7 @@ $URL"
 	BG=
 	rm -f "$TMP/stall"
 	assert [ -e "$dir/kwh-incomplete" ]
-	run --separate-stderr kwh-fetch --cache "$CACHE" --token-file "$TMP/token" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/token" < "$TMP/in"
 	assert_success
 	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output")" two
 	assert [ ! -e "$dir/kwh-incomplete" ]
@@ -101,7 +103,7 @@ has_lock_open() {
 	# hold the server until every process is inside kwh-fetch's cache code
 	touch "$TMP/stall"
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		kwh-fetch --cache "$CACHE" --token-file "$TMP/token" < "$TMP/in" > "$TMP/out.$i" 2> "$TMP/err.$i" 3>&- &
+		kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/token" < "$TMP/in" > "$TMP/out.$i" 2> "$TMP/err.$i" 3>&- &
 		pids+=($!)
 	done
 	BG="${pids[*]}"

@@ -24,7 +24,7 @@ chain() {
 		kwh-sign --event push --delivery chain-1 --secret-file "$TMP/secret" "$TMP/push.json" |
 		kwh-verify --secret-file "$TMP/secret" --log none |
 		kwh-annotate --log none |
-		kwh-fetch --cache "$TMP/git-cache" --log none |
+		kwh-fetch --cache "$TMP/git-cache" --allow-remote-host file:// --log none |
 		kwh-apply --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/kcache" --dedupe --log none |
 		kwh-respond --log none'
 }

@@ -112,6 +112,25 @@ handler() {
 	apiserver_requests | jq -e 'map(select(.method != "GET")) | length == 0'
 }
 
+@test "KWH_ALLOW_REMOTE_HOSTS: without KWH_REMOTE, the payload's file:// URL is 422 unless allowed" {
+	need_chain
+	deploy_repo; deploy_payload
+	jq --arg u "file://$TMP/srv/octo/repo.git" '.repository.clone_url = $u' "$TMP/push.json" >"$TMP/p2"
+	mv "$TMP/p2" "$TMP/push.json"
+	deploy_env KWH_DRY_RUN=client
+	# (the environment wins over deploy_env's KWH_REMOTE: none)
+	export KWH_REMOTE=
+	signed_request d-allow
+	handler
+	assert_equal "$(http_status "$TMP/out")" 422
+	http_body "$TMP/out" | jq -e '.message == "fetching the repository failed; see the log for delivery d-allow"'
+	grep -qF "prog=kwh-fetch level=warn delivery=d-allow status=422 msg=\"file://$TMP/srv/octo/repo.git: local repositories are not allowed" "$TMP/log"
+	echo "KWH_ALLOW_REMOTE_HOSTS=github.com file://" >>"$TMP/kwh.env"
+	handler
+	assert_equal "$(http_status "$TMP/out")" 200
+	http_body "$TMP/out" | jq -e '.results[0].action == "dry-run"'
+}
+
 @test "the response is the only thing on stdout; the log goes to KWH_LOG" {
 	need_chain
 	deploy_repo; deploy_payload; deploy_env KWH_DRY_RUN=client

@@ -184,7 +184,7 @@ apply_503() {
 		kwh-sign --event push --delivery real-1 --secret-file "$TMP/secret" "$TMP/push.json" |
 		kwh-verify --secret-file "$TMP/secret" --log none |
 		kwh-annotate --log none |
-		kwh-fetch --cache "$TMP/git-cache" --log none |
+		kwh-fetch --cache "$TMP/git-cache" --allow-remote-host http://127.0.0.1 --log none |
 		kwh-respond --spool "$TMP/spool" --log none'
 	assert_success
 	assert_line --index 0 --regexp '^HTTP/1.1 502'

@@ -32,12 +32,12 @@ deliver() {
 	kwh-sign --event push --delivery "$id" --secret-file "$TMP/secret" "$TMP/push.$id.json" |
 		kwh-verify --secret-file "$TMP/secret" --log none |
 		kwh-annotate --log none |
-		kwh-fetch --cache "$TMP/git-cache" --log none |
+		kwh-fetch --cache "$TMP/git-cache" --allow-remote-host file:// --log none |
 		kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --log none "$@" |
 		kwh-respond --spool "$TMP/spool" --log "$TMP/respond.log" >"$TMP/resp.$id"
 }
 
-CHAIN='kwh-annotate --log none | kwh-fetch --cache "$TMP/git-cache" --log none | kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --log none'
+CHAIN='kwh-annotate --log none | kwh-fetch --cache "$TMP/git-cache" --allow-remote-host file:// --log none | kwh-apply --kubeconfig "$TMP/kubeconfig" --cache "$TMP/kcache" --log none'
 
 @test "API server killed: every delivery is spooled with 503; restarted, one replay creates each Workflow once" {
 	deliver before-1

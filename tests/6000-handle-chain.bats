@@ -174,8 +174,10 @@ same() {
 
 @test "behind socat, curl gets the same answers as from the chain behind socat" {
 	PORT=$(free_port)
-	socat -t 10 TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork \
-		SYSTEM:"kwh-handle --secret-file '$TMP/secret' --cache '$TMP/cache' --kubeconfig '$APISERVER_DIR/kubeconfig' --log '$TMP/socat.log'" \
+	# (the file:// of --allow-remote-host through the environment: socat
+	# would take its colon for an address separator)
+	ALLOW_REMOTE=file:// socat -t 10 TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork \
+		SYSTEM:"kwh-handle --secret-file '$TMP/secret' --cache '$TMP/cache' --allow-remote-host \"\$ALLOW_REMOTE\" --kubeconfig '$APISERVER_DIR/kubeconfig' --log '$TMP/socat.log'" \
 		2>"$TMP/socat.err" 3>&- &
 	SOCAT_PID=$!
 	wait_port "$PORT"

@@ -18,6 +18,8 @@ teardown() {
 	[ -z "${LISTEN_PID:-}" ] || stop_pid "$LISTEN_PID"
 	[ -z "${SLOW_FD:-}" ] || exec {SLOW_FD}>&-
 	[ -z "${CURL_PID:-}" ] || stop_pid "$CURL_PID"
+	local p
+	for p in ${SLOW_PIDS:-}; do stop_pid "$p"; done
 	stop_git_servers
 	apiserver_stop
 }
@@ -88,6 +90,32 @@ curl_config() {
 		printf 'data-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$1"
 		printf 'max-time = 20\n'
 	done
+}
+
+# slow_clients N MODE [SECONDS]: N connections to the server that stay
+# idle (MODE idle) or trickle a head or a body (trickle, body) for SECONDS
+# (30), from bench/slow-clients.py in the background; returns once they
+# are all connected (5 s at most).
+slow_clients() {
+	local out="$TMP/slow.$RANDOM" n=100
+	: >"$out"
+	python3 "$BATS_TEST_DIRNAME/../bench/slow-clients.py" 127.0.0.1 "$PORT" "$1" "$2" "${3:-30}" >"$out" &
+	SLOW_PIDS="${SLOW_PIDS:-} $!"
+	until grep -q '^ready' "$out"; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || { echo "slow_clients: not ready" >&2; return 1; }
+		sleep 0.05
+	done
+	assert_equal "$(cat "$out")" "ready $1"
+}
+
+# elapsed_ms CMD...: runs CMD (its output in $TMP/elapsed.out), prints
+# how long it took in ms.
+elapsed_ms() {
+	local t0 t1
+	t0=$(date +%s%3N)
+	"$@" >"$TMP/elapsed.out"
+	t1=$(date +%s%3N)
+	echo $((t1 - t0))
 }
 
 # body FILE: a response body minus the generated object names.
@@ -412,7 +440,7 @@ same() {
 		refute_line --regexp '^WEBHOOK_SECRET=.'
 	done
 	# the env secret works too
-	printf 'env-secret-value' >"$TMP/envsecret"
+	printf 'env-secret-value' >"$TMP/envsecret"; chmod 600 "$TMP/envsecret"
 	run post "$TMP/push.json" push d-secret2 envsecret
 	assert_output 201
 	stop_listen
@@ -486,7 +514,7 @@ same() {
 	cp "$APISERVER_DIR/kubeconfig" "$TMP/creds/kubeconfig"
 	cmd=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$TMP/units/kwh-handle-listen.service" |
 		sed 's/^ExecStart=//; s/\\$//' | tr -d '\n\t' |
-		sed "s|%d|$TMP/creds|g; s|%C|$TMP/cachedir|g; s|--log stderr|--log $TMP/listen.log|")
+		sed "s|%d|$TMP/creds|g; s|%C|$TMP/cachedir|g; s|--log stderr|--log $TMP/listen.log --allow-remote-host file://|")
 	[[ "$cmd" == *"--listen systemd"* ]]
 	PORT=$(free_port)
 	# shellcheck disable=SC2086
@@ -612,7 +640,7 @@ runs() { wc -l <"$TMP/runs"; }
 	# replaced as a Kubernetes Secret volume or mv replaces it
 	printf 'the-new-secret\n' >"$TMP/secret.new"
 	mv "$TMP/secret.new" "$TMP/secret"
-	cp "$TMP/secret" "$TMP/new-secret"
+	cp "$TMP/secret" "$TMP/new-secret"; chmod 600 "$TMP/new-secret"
 	run post "$TMP/push.json" push d-rot-2 old-secret
 	assert_output 401
 	run post "$TMP/push.json" push d-rot-3 new-secret
@@ -641,11 +669,71 @@ runs() { wc -l <"$TMP/runs"; }
 	start_listen --workers 1
 	run post "$TMP/push.json" push d-gtok-1
 	assert_output 502
-	jq -e '.message | test("refused our credentials")' "$TMP/listen.body"
+	jq -e '.message == "fetching the repository failed; see the log for delivery d-gtok-1"' "$TMP/listen.body"
+	grep -q 'delivery=d-gtok-1 status=502 msg=".*the remote refused our credentials' "$TMP/listen.log"
 	printf 'git-token-2\n' >"$TMP/gtoken.new"
 	mv "$TMP/gtoken.new" "$TMP/gtoken"
 	run post "$TMP/push.json" push d-gtok-2
 	assert_output 201
 	grep -q 'msg="the token file changed: it was read again"' "$TMP/listen.log"
 	run -1 grep git-token "$TMP/listen.log" "$TMP/listen.err"
+}
+
+@test "listen: 40 idle or trickling connections delay neither /-/alive nor a signed delivery" {
+	start_listen --workers 2
+	wait_workers 2
+	slow_clients 15 idle
+	slow_clients 15 trickle
+	slow_clients 10 body
+	sleep 0.5
+	ms=$(elapsed_ms curl -sS --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/-/alive")
+	echo "alive: $(cat "$TMP/elapsed.out") in $ms ms"
+	assert_equal "$(cat "$TMP/elapsed.out")" 200
+	[ "$ms" -lt 2000 ]
+	ms=$(elapsed_ms post "$TMP/push.json" push d-beside-slow)
+	echo "delivery: $(cat "$TMP/elapsed.out") in $ms ms"
+	assert_equal "$(cat "$TMP/elapsed.out")" 201
+	[ "$ms" -lt 2000 ]
+	[ "$(apiserver_objects | jq length)" = 1 ]
+}
+
+@test "listen: a head still incomplete after --header-timeout gets 408, logged" {
+	start_listen --workers 1 --header-timeout 1 --timeout 5
+	exec {SLOW_FD}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'POST / HTTP/1.1\r\nHost: x\r\n' >&$SLOW_FD
+	t0=$(date +%s%3N)
+	timeout 5 cat <&$SLOW_FD >"$TMP/slow.resp" || true
+	t1=$(date +%s%3N)
+	assert_equal "$(http_status "$TMP/slow.resp")" 408
+	echo "408 after $((t1 - t0)) ms"
+	[ $((t1 - t0)) -ge 700 ] && [ $((t1 - t0)) -lt 3000 ]
+	grep -q 'status=408 msg="request headers not received within 1000 ms (26 bytes read)' "$TMP/listen.log"
+	# a body is still read until --timeout
+	exec {SLOW_FD}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{' >&$SLOW_FD
+	timeout 8 cat <&$SLOW_FD >"$TMP/slow.resp" || true
+	assert_equal "$(http_status "$TMP/slow.resp")" 408
+	grep -q 'status=408 msg="request not received within 5000 ms' "$TMP/listen.log"
+	[ "$(grep -c 'status=408' "$TMP/listen.log")" = 2 ]
+	run -1 grep 'level=error' "$TMP/listen.log"
+}
+
+@test "listen: beyond --max-pending the oldest idle connection is closed; the soft descriptor limit is raised" {
+	PORT=$(free_port)
+	(ulimit -Sn 256; exec kwh-handle --listen "127.0.0.1:$PORT" "${VOPTS[@]}" --dry-run=client \
+		--workers 1 --max-pending 5 --log "$TMP/listen.log" 2>"$TMP/listen.err" 3>&-) &
+	LISTEN_PID=$!
+	wait_port "$PORT"
+	wait_workers 1
+	awk '/^Max open files/ { if ($4 != $5) exit 1 }' "/proc/$LISTEN_PID/limits"
+	exec {SLOW_FD}<>"/dev/tcp/127.0.0.1/$PORT"	# the oldest
+	sleep 0.2
+	slow_clients 6 idle
+	# the oldest was closed: it reads the end at once
+	run timeout 3 cat <&$SLOW_FD
+	assert_success
+	assert_output ''
+	run curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/-/alive"
+	assert_output 200
+	grep -q 'level=warn .*closed .*--max-pending 5' "$TMP/listen.log"
 }

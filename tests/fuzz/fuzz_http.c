@@ -37,7 +37,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lim = &limits[data[0] & 1];
 	fd = fuzz_memfd(fd, data + 1, size - 1);
 	memset(err, 'x', sizeof err);
-	st = kwh_http_read_request(&req, fd, lim, err, sizeof err);
+	st = kwh_http_read_request(&req, fd, lim, NULL, err, sizeof err);
 
 	FUZZ_CHECK(st == 0 || st == 400 || st == 408 || st == 413 || st == 431 || st == 500);
 	FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL);

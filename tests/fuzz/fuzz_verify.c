@@ -166,7 +166,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t keylen = strlen(key);
 
 		fd = fuzz_memfd(fd, req, n);
-		kwh_http_read_request(&pre, fd, &o.limits, err, sizeof err);
+		kwh_http_read_request(&pre, fd, &o.limits, NULL, err, sizeof err);
 		if (kwh_sig_header(s256, KWH_SIG_SHA256, key, keylen, pre.body.data ? pre.body.data : "", pre.body.len) < 0 ||
 		    kwh_sig_header(s1, KWH_SIG_SHA1, key, keylen, pre.body.data ? pre.body.data : "", pre.body.len) < 0)
 			abort();

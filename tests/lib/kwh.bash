@@ -91,7 +91,7 @@ handler_setup() {
 	push_payload refs/heads/main "file://$TMP/repo" >"$TMP/push.json"
 	VOPTS=(--secret-file "$TMP/secret")
 	AOPTS=()
-	FOPTS=(--cache "$TMP/cache")
+	FOPTS=(--cache "$TMP/cache" --allow-remote-host file://)
 	# --no-dedupe: these tests send one push many times (and to the chain and
 	# kwh-handle in turn) and count a creation for each; the default,
 	# deduplication, is tested in tests/3007 and tests/6003
@@ -117,3 +117,14 @@ not_spooled() {
 		[ ! -e "$x" ] || { echo "$x is spooled" >&2; return 1; }
 	done
 }
+
+# assert_log_has TEXT: the last `run --separate-stderr` logged TEXT on stderr
+# (a stage's details that the sender is not told).
+assert_log_has() {
+	[[ "$stderr" == *"$1"* ]] && return 0
+	printf 'the log does not hold: %s\nstderr: %s\n' "$1" "$stderr" >&2
+	return 1
+}
+
+# GENERIC_FETCH_FAILURE: what the sender is told when fetching failed.
+GENERIC_FETCH_FAILURE="fetching the repository failed; see the log for delivery"
