@@ -214,7 +214,7 @@ handle_request() {
 	assert_equal "$(http_body <(printf '%s\n' "$output") | jq -r .message)" "$GENERIC_FETCH_FAILURE d-h1"
 	assert_log_has "file://$BARE: local repositories are not allowed"
 	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" --dry-run=client \
-	    --allow-remote-host file:// < "$TMP/req"
+	    --allow-remote-host file:// --allow-kind /ConfigMap < "$TMP/req"
 	assert_success
 	assert_equal "$(http_status <(printf '%s\n' "$output"))" 200
 }
