@@ -16,7 +16,8 @@ setup() {
 	unset KUBECONFIG CREDENTIALS_DIRECTORY CACHE_DIRECTORY LISTEN_PID
 	apiserver_start
 	secret_file secret policy-secret
-	OPTS=(--secret-file "$TMP/secret" --cache "$TMP/cache"
+	# (the test repositories are local: file:// allowed, the policy untouched)
+	OPTS=(--secret-file "$TMP/secret" --cache "$TMP/cache" --allow-remote-host file://
 		--kubeconfig "$APISERVER_DIR/kubeconfig")
 }
 
@@ -68,7 +69,7 @@ handle() {
 chain() {
 	kwh-verify --secret-file "$TMP/secret" --log "$TMP/log" <"$TMP/req" |
 		kwh-annotate --log "$TMP/log" |
-		kwh-fetch --cache "$TMP/cache" --log "$TMP/log" |
+		kwh-fetch --cache "$TMP/cache" --allow-remote-host file:// --log "$TMP/log" |
 		kwh-apply --kubeconfig "$APISERVER_DIR/kubeconfig" --cache "$TMP/cache" --log "$TMP/log" |
 		kwh-respond --log "$TMP/log" "$@" >"$TMP/resp" || true
 	STATUS=$(http_status "$TMP/resp")
@@ -82,6 +83,7 @@ handler() {
 		echo "KWH_CACHE=$TMP/cache"
 		echo "KWH_KUBECONFIG=$APISERVER_DIR/kubeconfig"
 		echo "KWH_LOG=$TMP/log"
+		echo "KWH_ALLOW_REMOTE_HOSTS=file://"
 		printf '%s\n' "$@"
 	} >"$TMP/kwh.env"
 	KWH_ENV_FILE=$TMP/kwh.env "$HANDLER" <"$TMP/req" >"$TMP/resp"
@@ -142,12 +144,15 @@ nothing_written() {
 		chain
 		echo "chain $a: $STATUS"
 		assert_equal "$STATUS" 422
+		http_body "$TMP/resp" | jq -e '.message | test("^policy: ")'
 		handler
 		echo "handler $a: $STATUS"
 		assert_equal "$STATUS" 422
+		http_body "$TMP/resp" | jq -e '.message | test("^policy: ")'
 		# KWH_ALLOW_KINDS set empty is the default too, not every kind
 		handler KWH_ALLOW_KINDS=
 		assert_equal "$STATUS" 422
+		http_body "$TMP/resp" | jq -e '.message | test("^policy: ")'
 	done
 	nothing_written
 }
