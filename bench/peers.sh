@@ -61,31 +61,13 @@ cleanup() {
 	[ -n "${PEERS_KEEP:-}" ] && echo "kept $d" >&2 || rm -rf "$d"
 }
 trap cleanup EXIT
-wait_port() {
-	local port=$1 n=200
-	while [ "$n" -gt 0 ]; do
-		ss -Hltn "( sport = :$port )" 2>/dev/null | grep -q . && return 0
-		sleep 0.05; n=$((n - 1))
-	done
-	echo "peers.sh: nothing listens on $port" >&2
-	return 1
-}
-free_port() {
-	local p
-	while :; do
-		p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
+. "$top/bench/lib.sh"
 . "$top/tests/lib/apiserver.bash"
 apiserver_start
 K=$APISERVER_DIR/kubeconfig
 
 # the repository, served by git daemon
-g() { GIT_CONFIG_NOSYSTEM=1 HOME=$d git -c user.name=b -c user.email=b@example.com "$@"; }
-g init -q -b main "$d/work"
-mkdir "$d/work/.ci"
-cat >"$d/work/.ci/workflow.yaml" <<'EOY'
+cat >"$d/workflow.yaml" <<'EOY'
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata:
@@ -96,23 +78,12 @@ spec:
   - name: main
     container: {image: "alpine:3.20", command: [echo, hello]}
 EOY
-g -C "$d/work" add .ci
-g -C "$d/work" commit -q -m ci
-rev=$(g -C "$d/work" rev-parse HEAD)
-mkdir -p "$d/srv/octo"
-g clone -q --bare "$d/work" "$d/srv/octo/repo.git"
-gport=$(free_port)
-git daemon --reuseaddr --base-path="$d/srv" --export-all --listen=127.0.0.1 \
-	--port="$gport" "$d/srv" 2>"$d/git-daemon.log" &
-pids+=($!)
-wait_port "$gport"
+bench_repo "$d/workflow.yaml"
 remote="git://127.0.0.1:$gport/{full_name}.git"
 
 # the delivery: the push fixture (about 8 KB), signed
-printf 'peers-bench-secret' >"$d/secret"
-jq --arg rev "$rev" '.after = $rev | .ref = "refs/heads/main" |
-	.repository.full_name = "octo/repo" | .repository.name = "repo"' \
-	"$top/tests/fixtures/github/push-payload.json" >"$d/body.json"
+printf 'peers-bench-secret' >"$d/secret"; chmod 600 "$d/secret"
+bench_body
 sig=$("$KWH_BIN/kwh-sign" --secret-file "$d/secret" "$d/body.json" | tr -d '\r' |
 	sed -n 's/^X-Hub-Signature-256: //p')
 
