@@ -5,9 +5,10 @@
  * whose first fetch failed, and take_lock() then follows it).  NAME is
  * the first 16 hex digits of SHA-256 of the URL, a dash and the URL's last
  * two path components made readable.  A file "kwh-incomplete" inside
- * NAME.git exists while a fetch is running: found by a later process (which
- * can only happen after the fetching process died), it makes the entry be
- * rebuilt from scratch.
+ * NAME.git exists while a fetch is running: found by a later process (after
+ * a fetch killed at the deadline, or whose process died), it makes an
+ * entry that never finished a fetch be rebuilt; a warm one is kept (see
+ * open_repo()).
  *
  * Network operations run in a forked child process so that a remote that
  * accepts a connection and then says nothing can be cut off at the
@@ -494,7 +495,34 @@ set_marker(struct kwh_git *g, int on)
 	return r;
 }
 
-/* Opens g->repo; 1 when the entry is missing, half-written or unusable. */
+/* Does the repository hold at least one reference? */
+static int
+has_refs(git_repository *repo)
+{
+	git_reference_iterator *it;
+	git_reference *ref;
+	int n = 0;
+
+	if (git_reference_iterator_new(&it, repo) < 0)
+		return 0;
+	if (git_reference_next(&ref, it) == 0) {
+		git_reference_free(ref);
+		n = 1;
+	}
+	git_reference_iterator_free(it);
+	return n;
+}
+
+/*
+ * Opens g->repo; 1 when the entry is missing, half-written or unusable.
+ * A marker left by a fetch that did not finish (killed at the deadline, or
+ * its process killed) does not make a warm entry unusable: libgit2 writes
+ * a pack under a temporary name and renames it once whole, and each
+ * reference through a lock file, so what earlier fetches brought is
+ * intact.  Such an entry (it opens and holds a reference) is kept and the
+ * marker removed; one that never finished its first fetch is rebuilt.
+ * (No fetch runs meanwhile: fetches hold the lock exclusively.)
+ */
 static int
 open_repo(struct kwh_git *g)
 {
@@ -507,8 +535,21 @@ open_repo(struct kwh_git *g)
 	}
 	if (marker_path(&m, g) < 0)
 		return 1;
-	bad = !exists(g->dir) || exists(m.data) ||
-	    git_repository_open_bare(&g->repo, g->dir) < 0;
+	bad = !exists(g->dir) || git_repository_open_bare(&g->repo, g->dir) < 0;
+	if (!bad && exists(m.data)) {
+		if (has_refs(g->repo)) {
+			kwh_log(KWH_LOG_INFO, NULL, 0, "a fetch into the cache '%s' did not finish: "
+			    "the entry is kept, with what earlier fetches brought", g->dir);
+			if (unlink(m.data) < 0 && errno != ENOENT)
+				bad = 1;
+		} else {
+			bad = 1;
+		}
+		if (bad) {
+			git_repository_free(g->repo);
+			g->repo = NULL;
+		}
+	}
 	kwh_buf_release(&m);
 	return bad;
 }
@@ -1132,7 +1173,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (timed_out) {
-		/* the marker stays: the next run rebuilds whatever is left */
+		/* the marker stays: the next open_repo() checks the entry */
 		seterr(err, errlen, "%s did not answer before the deadline", g->shown);
 		r = KWH_GIT_EDEADLINE;
 	} else if (!rep.len || !WIFEXITED(st)) {

@@ -183,15 +183,18 @@ four"
 	assert_equal "$(git --git-dir="$dir" cat-file -t "$REV2")" commit
 }
 
-@test "an entry marked incomplete (a fetch that died) is rebuilt" {
+@test "a warm entry marked incomplete (a fetch that died) is checked and kept, not rebuilt" {
 	fetch "$REV1" "" "$URL"
 	assert_success
 	dir=$(ls -d "$CACHE"/*.git)
 	touch "$dir/kwh-incomplete" "$dir/stale-file"
 	fetch "$REV1" "" "$URL"
 	assert_success
-	assert [ ! -e "$dir/stale-file" ]
+	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output")" one
+	# the same entry (a rebuild would have removed the stray file), healthy
+	assert [ -e "$dir/stale-file" ]
 	assert [ ! -e "$dir/kwh-incomplete" ]
+	[[ $stderr == *"did not finish: the entry is kept"* ]] || fail "log: $stderr"
 }
 
 @test "--remote expands {full_name}, {owner} and {name}" {
