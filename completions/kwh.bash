@@ -31,7 +31,7 @@ _kwh()
 		COMPREPLY=($(compgen -W 'systemd' -- "$cur"))
 		return
 		;;
-	--workers|--max-requests|--max-pending|--header-timeout)
+	--workers|--max-requests|--max-pending|--header-timeout|--backlog)
 		COMPREPLY=()
 		return
 		;;

@@ -21,7 +21,7 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
                     complete -c $tool -l $opt -r -a '(__fish_complete_directories)'
                 case listen
                     complete -c $tool -l $opt -x -a 'systemd' -d '[HOST:]PORT or systemd'
-                case workers max-requests max-pending header-timeout
+                case workers max-requests max-pending header-timeout backlog
                     complete -c $tool -l $opt -x
                 case help version
                 case '*'

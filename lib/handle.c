@@ -18,7 +18,8 @@
 static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
 "                  [--allow-remote-host HOST]...\n"
-"                  [--allow-sha1] [--budget SECONDS] [--ca-file FILE] [--cache DIR]\n"
+"                  [--allow-sha1] [--backlog N] [--budget SECONDS] [--ca-file FILE]\n"
+"                  [--cache DIR]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
 "                  [--dry-run[=client|server]]\n"
@@ -41,7 +42,7 @@ static const char usage[] =
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
 enum {
-	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
@@ -55,6 +56,7 @@ static const struct option longopts[] = {
 	{ "allow-namespace", required_argument, NULL, O_ALLOW_NS },
 	{ "allow-remote-host", required_argument, NULL, O_ALLOW_REMOTE_HOST },
 	{ "allow-sha1", no_argument, NULL, O_ALLOW_SHA1 },
+	{ "backlog", required_argument, NULL, O_BACKLOG },
 	{ "budget", required_argument, NULL, O_BUDGET },
 	{ "ca-file", required_argument, NULL, O_CA_FILE },
 	{ "cache", required_argument, NULL, O_CACHE },
@@ -102,7 +104,7 @@ static const struct option longopts[] = {
 void
 kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 {
-	int c, header_timeout = 0, max_pending = 0;
+	int c, header_timeout = 0, max_pending = 0, backlog = 0;
 
 	memset(h, 0, sizeof *h);
 	kwh_err_init(argv[0]);
@@ -110,6 +112,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
 	h->header_timeout_ms = KWH_HANDLE_HEADER_TIMEOUT_MS;
 	h->max_pending = KWH_HANDLE_MAX_PENDING;
+	h->backlog = KWH_HANDLE_BACKLOG;
 	h->fetch.path = ".ci/workflow.yaml";
 	h->fetch.timeout_ms = 9000;
 	h->verify.max_json_values = KWH_VERIFY_MAX_JSON_VALUES;
@@ -178,6 +181,12 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_MAX_JSON_VALUES: h->verify.max_json_values = kwh_cli_size("--max-json-values", optarg); break;
 		case O_MAX_MANIFEST_BYTES: h->fetch.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
 		case O_MAX_OBJECTS: h->fetch.max_objects = kwh_cli_size("--max-objects", optarg); break;
+		case O_BACKLOG:
+			h->backlog = kwh_cli_size("--backlog", optarg);
+			if (h->backlog < 1 || h->backlog > INT_MAX)
+				kwh_usage_error("--backlog: '%s' is not 1 or more", optarg);
+			backlog = 1;
+			break;
 		case O_MAX_PENDING:
 			h->max_pending = kwh_cli_size("--max-pending", optarg);
 			if (h->max_pending < 1)
@@ -227,6 +236,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--header-timeout: only with --listen");
 	if (!h->listen && max_pending)
 		kwh_usage_error("--max-pending: only with --listen");
+	if (!h->listen && backlog)
+		kwh_usage_error("--backlog: only with --listen");
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)

@@ -12,6 +12,7 @@
 
 #define KWH_HANDLE_MAX_WORKERS 256
 #define KWH_HANDLE_HEADER_TIMEOUT_MS 10000	/* --header-timeout */
+#define KWH_HANDLE_BACKLOG 1024
 #define KWH_HANDLE_MAX_PENDING 1024		/* --max-pending */
 
 /*
@@ -38,6 +39,7 @@ struct kwh_handle {
 	size_t max_requests;		/* --max-requests N (0: no limit) */
 	long header_timeout_ms;		/* --header-timeout: the head read within */
 	size_t max_pending;		/* --max-pending N: connections held */
+	size_t backlog;			/* --backlog N: the listen queue */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */

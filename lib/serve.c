@@ -52,7 +52,6 @@
 #include "handle.h"
 #include "kube.h"
 
-#define BACKLOG 128
 #define LINGER_MS 1000		/* how long a finished connection may still send */
 #define LINGER_BYTES (1 << 20)
 #define BACKOFF_MIN_MS 100	/* first delay before replacing a crashed worker */
@@ -234,7 +233,7 @@ kwh_handle_listen(const struct kwh_handle *h)
 		/* "[::]:PORT" takes IPv4 connections too, whatever the sysctl says */
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, BACKLOG) == 0)
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, (int)h->backlog) == 0)
 			break;
 		e = errno;
 		close(fd);
