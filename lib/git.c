@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1109,6 +1110,172 @@ report:
 }
 
 /*
+ * Pack consolidation.  Every fetch writes one pack: an entry fetched often
+ * gathers hundreds, and every read then searches them all.  After a fetch,
+ * under the exclusive lock (no reader, no other fetch), an entry with more
+ * than KWH_GIT_PACKS_MAX packs is rewritten as one pack holding every
+ * object the old ones held (reachable or not: a revision read before a
+ * force-push stays readable), written before the old packs are removed, so
+ * that the entry is whole at every moment.  Stopped (and left for a later
+ * fetch) when the deadline comes near.
+ */
+struct packs {
+	char **name;	/* base names, "pack-HEX" */
+	size_t n, cap;
+};
+
+static void
+packs_free(struct packs *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->name[i]);
+	free(p->name);
+	memset(p, 0, sizeof *p);
+}
+
+/* The packs in dir/objects/pack (names without ".pack"): 0, or -1. */
+static int
+packs_list(const char *dir, struct packs *p)
+{
+	struct kwh_buf b = KWH_BUF_INIT;
+	struct dirent *e;
+	DIR *d;
+	int r = 0;
+
+	memset(p, 0, sizeof *p);
+	if (kwh_buf_printf(&b, "%s/objects/pack", dir) < 0 || !(d = opendir(b.data))) {
+		kwh_buf_release(&b);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		char *s;
+
+		if (n <= 5 || strcmp(e->d_name + n - 5, ".pack") || strncmp(e->d_name, "pack-", 5))
+			continue;
+		if (p->n == p->cap) {
+			char **v = realloc(p->name, (p->cap ? p->cap * 2 : 16) * sizeof *v);
+			if (!v) {
+				r = -1;
+				break;
+			}
+			p->name = v;
+			p->cap = p->cap ? p->cap * 2 : 16;
+		}
+		if (!(s = strndup(e->d_name, n - 5))) {
+			r = -1;
+			break;
+		}
+		p->name[p->n++] = s;
+	}
+	closedir(d);
+	kwh_buf_release(&b);
+	if (r < 0)
+		packs_free(p);
+	return r;
+}
+
+struct consol {
+	git_packbuilder *pb;
+	long long stop;		/* epoch ms: give up at this time */
+	int late;
+};
+
+static int
+consol_add(const git_oid *id, void *payload)
+{
+	struct consol *c = payload;
+
+	if (kwh_now_ms() >= c->stop) {
+		c->late = 1;
+		return 1;
+	}
+	return git_packbuilder_insert(c->pb, id, NULL);
+}
+
+static int
+consol_pb_progress(int stage, uint32_t cur, uint32_t total, void *payload)
+{
+	struct consol *c = payload;
+
+	if (kwh_now_ms() >= c->stop) {
+		c->late = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+consol_ix_progress(const git_indexer_progress *s, void *payload)
+{
+	return consol_pb_progress(0, 0, 0, payload);
+}
+
+/* Time consolidation must leave before the deadline. */
+#define CONSOL_MARGIN_MS 1000
+
+static int
+consolidate(struct kwh_git *g)
+{
+	struct consol c = { NULL, g->deadline - CONSOL_MARGIN_MS, 0 };
+	struct kwh_buf b = KWH_BUF_INIT;
+	struct packs old;
+	git_odb *odb = NULL;
+	const char *name;
+	size_t i, removed = 0;
+	long long t0 = kwh_now_ms();
+
+	if (!g->repo || packs_list(g->dir, &old) < 0)
+		return 0;
+	if (old.n <= KWH_GIT_PACKS_MAX || t0 >= c.stop) {
+		packs_free(&old);
+		return 0;
+	}
+	if (git_repository_odb(&odb, g->repo) < 0 || git_packbuilder_new(&c.pb, g->repo) < 0)
+		goto fail;
+	git_packbuilder_set_callbacks(c.pb, consol_pb_progress, &c);
+	if (git_odb_foreach(odb, consol_add, &c) != 0 || c.late)
+		goto fail;
+	if (kwh_buf_printf(&b, "%s/objects/pack", g->dir) < 0 ||
+	    git_packbuilder_write(c.pb, b.data, 0, consol_ix_progress, &c) < 0 || c.late)
+		goto fail;
+	/* the new pack is written and indexed: the old ones can go */
+	if (!(name = git_packbuilder_name(c.pb)))
+		goto fail;
+	for (i = 0; i < old.n; i++) {
+		if (!strcmp(old.name[i] + 5, name))	/* the same objects, the same name */
+			continue;
+		kwh_buf_reset(&b);
+		kwh_buf_printf(&b, "%s/objects/pack/%s.pack", g->dir, old.name[i]);
+		if (unlink(b.data) < 0 && errno != ENOENT)
+			continue;
+		b.data[b.len - 4] = '\0';
+		kwh_buf_adds(&b, "idx");
+		unlink(b.data);
+		removed++;
+	}
+	kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs consolidated into one (%lld ms)",
+	    g->dir, removed, kwh_now_ms() - t0);
+	goto done;
+fail:
+	if (c.late)
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs, consolidation left for "
+		    "a later fetch (the deadline is near)", g->dir, old.n);
+	else
+		kwh_log(KWH_LOG_WARN, NULL, 0, "cache '%s': cannot consolidate its %zu packs: %s",
+		    g->dir, old.n, git_msg());
+done:
+	git_packbuilder_free(c.pb);
+	git_odb_free(odb);
+	packs_free(&old);
+	kwh_buf_release(&b);
+	/* the odb may still know the removed packs: open the entry afresh */
+	return open_repo(g) ? -1 : 0;
+}
+
+/*
  * Runs net_child() in a forked child under the exclusive lock and waits
  * for it until the deadline.  0 (branch, when asked for, in *branch), or
  * EREMOTE / ENOTFOUND / ECACHE with err set.
@@ -1199,7 +1366,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		/* a failed fetch leaves the repository as it was: clear the marker */
 		if (!timed_out && r != 0)
 			set_marker(g, 0);
-		if (!timed_out && open_repo(g) && r == 0) {
+		if (!timed_out && (open_repo(g) || (r == 0 && consolidate(g) < 0)) && r == 0) {
 			seterr(err, errlen, "the cache '%s' is unusable after a fetch", g->dir);
 			r = KWH_GIT_ECACHE;
 		}

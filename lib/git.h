@@ -65,6 +65,10 @@ int kwh_git_allow_entry_ok(const char *s);
  * answer (504 when the deadline is what stopped it) is written in time. */
 #define KWH_GIT_MARGIN_MS 500
 
+/* After a fetch, an entry with more packs than this is rewritten as one
+ * pack (every fetch writes a pack; reads search them all). */
+#define KWH_GIT_PACKS_MAX 32
+
 /*
  * An open cache entry for one remote URL, holding the entry's lock (shared
  * while reading, exclusive while fetching).  Opening creates the cache
