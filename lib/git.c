@@ -10,6 +10,11 @@
  * entry that never finished a fetch be rebuilt; a warm one is kept (see
  * open_repo()).
  *
+ * Bounds (after each successful fetch, still under the exclusive lock): an
+ * entry with many packs is rewritten as one (consolidate()); past
+ * o->max_bytes, the least recently used entries not in use are removed
+ * (evict()), the lock file's mtime recording an entry's last use.
+ *
  * Network operations run in a forked child process so that a remote that
  * accepts a connection and then says nothing can be cut off at the
  * deadline (libgit2 1.5 has no connect or read timeout).  The child
@@ -678,6 +683,7 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	}
 	if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
 		goto fail;
+	futimens(g->lockfd, NULL);	/* the entry's last use (see evict()) */
 	/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
 	open_repo(g);
 	kwh_buf_release(&b);
@@ -1276,6 +1282,150 @@ done:
 }
 
 /*
+ * The size bound (o->max_bytes, 0 for none).  An entry's last use is its
+ * lock file's modification time, set by every kwh_git_open().  After a
+ * fetch, while the entries (NAME.git, disk blocks as du(1) counts them)
+ * take more than the bound, the least recently used are removed, each
+ * with its lock file as drop_entry() does, but only one whose lock is
+ * free (taken exclusively without waiting) and that was not used since
+ * it was measured; never the entry in hand.
+ */
+static unsigned long long du_sum;
+
+static int
+du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	du_sum += (unsigned long long)st->st_blocks * 512;
+	return 0;
+}
+
+static unsigned long long
+entry_bytes(const char *dir)
+{
+	du_sum = 0;
+	nftw(dir, du_one, 16, FTW_PHYS);
+	return du_sum;
+}
+
+struct lru {
+	char *name;		/* NAME, without .git or .lock */
+	struct timespec used;	/* the lock file's mtime */
+	unsigned long long bytes;
+};
+
+static int
+lru_cmp(const void *a, const void *b)
+{
+	const struct lru *x = a, *y = b;
+
+	if (x->used.tv_sec != y->used.tv_sec)
+		return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+	if (x->used.tv_nsec != y->used.tv_nsec)
+		return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Removes entry name if its lock is free and its last use still when: 1
+ * when removed. */
+static int
+evict_one(const char *cache, const struct lru *v)
+{
+	struct kwh_buf dir = KWH_BUF_INIT, lock = KWH_BUF_INIT;
+	struct stat a, b;
+	int fd, r = 0;
+
+	if (kwh_buf_printf(&dir, "%s/%s.git", cache, v->name) < 0 ||
+	    kwh_buf_printf(&lock, "%s/%s.lock", cache, v->name) < 0 ||
+	    (fd = open(lock.data, O_RDWR | O_CLOEXEC)) < 0)
+		goto out;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache entry '%s' not evicted: in use", dir.data);
+	} else if (fstat(fd, &a) == 0 && stat(lock.data, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+	    a.st_mtim.tv_sec == v->used.tv_sec && a.st_mtim.tv_nsec == v->used.tv_nsec) {
+		if (nftw(dir.data, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
+			kwh_log(KWH_LOG_WARN, NULL, 0, "cannot evict the cache entry '%s': %s",
+			    dir.data, strerror(errno));
+		} else {
+			unlink(lock.data);
+			r = 1;
+		}
+	}
+	close(fd);
+out:
+	kwh_buf_release(&dir);
+	kwh_buf_release(&lock);
+	return r;
+}
+
+static void
+evict(struct kwh_git *g)
+{
+	const char *cache = g->o->cache_dir;
+	unsigned long long max = g->o->max_bytes, total = 0;
+	struct kwh_buf p = KWH_BUF_INIT;
+	struct lru *v = NULL;
+	size_t n = 0, cap = 0, i;
+	const char *own = strrchr(g->dir, '/') + 1;
+	struct dirent *e;
+	DIR *d;
+
+	if (!max || !(d = opendir(cache)))
+		return;
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		struct stat st;
+
+		if (len <= 4 || strcmp(e->d_name + len - 4, ".git"))
+			continue;
+		kwh_buf_reset(&p);
+		if (kwh_buf_printf(&p, "%s/%s", cache, e->d_name) < 0 ||
+		    lstat(p.data, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		{
+			unsigned long long bytes = entry_bytes(p.data);
+
+			total += bytes;
+			if (!strcmp(e->d_name, own))
+				continue;
+			kwh_buf_reset(&p);
+			if (kwh_buf_printf(&p, "%s/%.*s.lock", cache, (int)(len - 4), e->d_name) < 0 ||
+			    stat(p.data, &st) < 0)
+				continue;	/* no lock file: not an entry of ours */
+			if (n == cap) {
+				struct lru *w = realloc(v, (cap ? cap * 2 : 16) * sizeof *w);
+				if (!w)
+					break;
+				v = w;
+				cap = cap ? cap * 2 : 16;
+			}
+			if (!(v[n].name = strndup(e->d_name, len - 4)))
+				break;
+			v[n].used = st.st_mtim;
+			v[n].bytes = bytes;
+			n++;
+		}
+	}
+	closedir(d);
+	qsort(v, n, sizeof *v, lru_cmp);
+	for (i = 0; i < n && total > max && kwh_now_ms() < g->deadline; i++) {
+		if (!evict_one(cache, &v[i]))
+			continue;
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache entry '%s/%s.git' evicted (%llu bytes, "
+		    "the least recently used): the cache held %llu bytes, more than %llu",
+		    cache, v[i].name, v[i].bytes, total, max);
+		total -= v[i].bytes;
+	}
+	if (total > max)
+		kwh_log(KWH_LOG_WARN, NULL, 0, "the cache '%s' still holds %llu bytes, more than %llu: "
+		    "what is left is in use or was just fetched", cache, total, max);
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	kwh_buf_release(&p);
+}
+
+/*
  * Runs net_child() in a forked child under the exclusive lock and waits
  * for it until the deadline.  0 (branch, when asked for, in *branch), or
  * EREMOTE / ENOTFOUND / ECACHE with err set.
@@ -1370,6 +1520,8 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 			seterr(err, errlen, "the cache '%s' is unusable after a fetch", g->dir);
 			r = KWH_GIT_ECACHE;
 		}
+		if (r == 0)
+			evict(g);
 	}
 	return r;
 }

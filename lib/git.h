@@ -28,7 +28,16 @@ struct kwh_git_opts {
 	const char *const *allow;
 	size_t n_allow;
 	const char *pin;
+	/*
+	 * The cache's size bound in bytes (0: none).  After a fetch, the
+	 * least recently used entries not in use are removed while the
+	 * cache holds more.
+	 */
+	unsigned long long max_bytes;
 };
+
+/* --cache-max-bytes by default: 2 GiB. */
+#define KWH_GIT_MAX_BYTES_DEFAULT (2ULL << 30)
 
 /* Return values: 0, or one of these. */
 enum {
