@@ -13,6 +13,7 @@
 
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
+"                 [--cache-max-bytes BYTES]\n"
 "                 [--insecure-skip-host-key-check] [--known-hosts FILE] [--log DEST]\n"
 "                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
 "                 [--path PATH]\n"
@@ -27,6 +28,7 @@ main(int argc, char **argv)
 		{ "allow-remote-host", required_argument, NULL, 'A' },
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "cache", required_argument, NULL, 'c' },
+		{ "cache-max-bytes", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
 		{ "known-hosts", required_argument, NULL, 'k' },
@@ -45,7 +47,8 @@ main(int argc, char **argv)
 	};
 	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000,
 		.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT, .max_nodes = KWH_FETCH_MAX_NODES_DEFAULT,
-		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT };
+		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT,
+		.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT };
 	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
 	const char *token_file = NULL, **allow;
 	int c, code;
@@ -64,6 +67,7 @@ main(int argc, char **argv)
 			break;
 		case 'C': o.git.ca_file = optarg; break;
 		case 'c': o.git.cache_dir = optarg; break;
+		case 'M': o.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
 		case 'g': o.use_git_url = 1; break;
 		case 'h': kwh_cli_help(usage);
 		case 'I': o.git.skip_host_key_check = 1; break;

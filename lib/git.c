@@ -10,6 +10,11 @@
  * entry that never finished a fetch be rebuilt; a warm one is kept (see
  * open_repo()).
  *
+ * Bounds (after each successful fetch, still under the exclusive lock): an
+ * entry with many packs is rewritten as one (consolidate()); past
+ * o->max_bytes, the least recently used entries not in use are removed
+ * (evict()), the lock file's mtime recording an entry's last use.
+ *
  * Network operations run in a forked child process so that a remote that
  * accepts a connection and then says nothing can be cut off at the
  * deadline (libgit2 1.5 has no connect or read timeout).  The child
@@ -23,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -677,6 +683,7 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	}
 	if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
 		goto fail;
+	futimens(g->lockfd, NULL);	/* the entry's last use (see evict()) */
 	/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
 	open_repo(g);
 	kwh_buf_release(&b);
@@ -1109,6 +1116,316 @@ report:
 }
 
 /*
+ * Pack consolidation.  Every fetch writes one pack: an entry fetched often
+ * gathers hundreds, and every read then searches them all.  After a fetch,
+ * under the exclusive lock (no reader, no other fetch), an entry with more
+ * than KWH_GIT_PACKS_MAX packs is rewritten as one pack holding every
+ * object the old ones held (reachable or not: a revision read before a
+ * force-push stays readable), written before the old packs are removed, so
+ * that the entry is whole at every moment.  Stopped (and left for a later
+ * fetch) when the deadline comes near.
+ */
+struct packs {
+	char **name;	/* base names, "pack-HEX" */
+	size_t n, cap;
+};
+
+static void
+packs_free(struct packs *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		free(p->name[i]);
+	free(p->name);
+	memset(p, 0, sizeof *p);
+}
+
+/* The packs in dir/objects/pack (names without ".pack"): 0, or -1. */
+static int
+packs_list(const char *dir, struct packs *p)
+{
+	struct kwh_buf b = KWH_BUF_INIT;
+	struct dirent *e;
+	DIR *d;
+	int r = 0;
+
+	memset(p, 0, sizeof *p);
+	if (kwh_buf_printf(&b, "%s/objects/pack", dir) < 0 || !(d = opendir(b.data))) {
+		kwh_buf_release(&b);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		char *s;
+
+		if (n <= 5 || strcmp(e->d_name + n - 5, ".pack") || strncmp(e->d_name, "pack-", 5))
+			continue;
+		if (p->n == p->cap) {
+			char **v = realloc(p->name, (p->cap ? p->cap * 2 : 16) * sizeof *v);
+			if (!v) {
+				r = -1;
+				break;
+			}
+			p->name = v;
+			p->cap = p->cap ? p->cap * 2 : 16;
+		}
+		if (!(s = strndup(e->d_name, n - 5))) {
+			r = -1;
+			break;
+		}
+		p->name[p->n++] = s;
+	}
+	closedir(d);
+	kwh_buf_release(&b);
+	if (r < 0)
+		packs_free(p);
+	return r;
+}
+
+struct consol {
+	git_packbuilder *pb;
+	long long stop;		/* epoch ms: give up at this time */
+	int late;
+};
+
+static int
+consol_add(const git_oid *id, void *payload)
+{
+	struct consol *c = payload;
+
+	if (kwh_now_ms() >= c->stop) {
+		c->late = 1;
+		return 1;
+	}
+	return git_packbuilder_insert(c->pb, id, NULL);
+}
+
+static int
+consol_pb_progress(int stage, uint32_t cur, uint32_t total, void *payload)
+{
+	struct consol *c = payload;
+
+	if (kwh_now_ms() >= c->stop) {
+		c->late = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+consol_ix_progress(const git_indexer_progress *s, void *payload)
+{
+	return consol_pb_progress(0, 0, 0, payload);
+}
+
+/* Time consolidation must leave before the deadline. */
+#define CONSOL_MARGIN_MS 1000
+
+static int
+consolidate(struct kwh_git *g)
+{
+	struct consol c = { NULL, g->deadline - CONSOL_MARGIN_MS, 0 };
+	struct kwh_buf b = KWH_BUF_INIT;
+	struct packs old;
+	git_odb *odb = NULL;
+	const char *name;
+	size_t i, removed = 0;
+	long long t0 = kwh_now_ms();
+
+	if (!g->repo || packs_list(g->dir, &old) < 0)
+		return 0;
+	if (old.n <= KWH_GIT_PACKS_MAX || t0 >= c.stop) {
+		packs_free(&old);
+		return 0;
+	}
+	if (git_repository_odb(&odb, g->repo) < 0 || git_packbuilder_new(&c.pb, g->repo) < 0)
+		goto fail;
+	git_packbuilder_set_callbacks(c.pb, consol_pb_progress, &c);
+	if (git_odb_foreach(odb, consol_add, &c) != 0 || c.late)
+		goto fail;
+	if (kwh_buf_printf(&b, "%s/objects/pack", g->dir) < 0 ||
+	    git_packbuilder_write(c.pb, b.data, 0, consol_ix_progress, &c) < 0 || c.late)
+		goto fail;
+	/* the new pack is written and indexed: the old ones can go */
+	if (!(name = git_packbuilder_name(c.pb)))
+		goto fail;
+	for (i = 0; i < old.n; i++) {
+		if (!strcmp(old.name[i] + 5, name))	/* the same objects, the same name */
+			continue;
+		kwh_buf_reset(&b);
+		kwh_buf_printf(&b, "%s/objects/pack/%s.pack", g->dir, old.name[i]);
+		if (unlink(b.data) < 0 && errno != ENOENT)
+			continue;
+		b.data[b.len - 4] = '\0';
+		kwh_buf_adds(&b, "idx");
+		unlink(b.data);
+		removed++;
+	}
+	kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs consolidated into one (%lld ms)",
+	    g->dir, removed, kwh_now_ms() - t0);
+	goto done;
+fail:
+	if (c.late)
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs, consolidation left for "
+		    "a later fetch (the deadline is near)", g->dir, old.n);
+	else
+		kwh_log(KWH_LOG_WARN, NULL, 0, "cache '%s': cannot consolidate its %zu packs: %s",
+		    g->dir, old.n, git_msg());
+done:
+	git_packbuilder_free(c.pb);
+	git_odb_free(odb);
+	packs_free(&old);
+	kwh_buf_release(&b);
+	/* the odb may still know the removed packs: open the entry afresh */
+	return open_repo(g) ? -1 : 0;
+}
+
+/*
+ * The size bound (o->max_bytes, 0 for none).  An entry's last use is its
+ * lock file's modification time, set by every kwh_git_open().  After a
+ * fetch, while the entries (NAME.git, disk blocks as du(1) counts them)
+ * take more than the bound, the least recently used are removed, each
+ * with its lock file as drop_entry() does, but only one whose lock is
+ * free (taken exclusively without waiting) and that was not used since
+ * it was measured; never the entry in hand.
+ */
+static unsigned long long du_sum;
+
+static int
+du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	du_sum += (unsigned long long)st->st_blocks * 512;
+	return 0;
+}
+
+static unsigned long long
+entry_bytes(const char *dir)
+{
+	du_sum = 0;
+	nftw(dir, du_one, 16, FTW_PHYS);
+	return du_sum;
+}
+
+struct lru {
+	char *name;		/* NAME, without .git or .lock */
+	struct timespec used;	/* the lock file's mtime */
+	unsigned long long bytes;
+};
+
+static int
+lru_cmp(const void *a, const void *b)
+{
+	const struct lru *x = a, *y = b;
+
+	if (x->used.tv_sec != y->used.tv_sec)
+		return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+	if (x->used.tv_nsec != y->used.tv_nsec)
+		return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Removes entry name if its lock is free and its last use still when: 1
+ * when removed. */
+static int
+evict_one(const char *cache, const struct lru *v)
+{
+	struct kwh_buf dir = KWH_BUF_INIT, lock = KWH_BUF_INIT;
+	struct stat a, b;
+	int fd, r = 0;
+
+	if (kwh_buf_printf(&dir, "%s/%s.git", cache, v->name) < 0 ||
+	    kwh_buf_printf(&lock, "%s/%s.lock", cache, v->name) < 0 ||
+	    (fd = open(lock.data, O_RDWR | O_CLOEXEC)) < 0)
+		goto out;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache entry '%s' not evicted: in use", dir.data);
+	} else if (fstat(fd, &a) == 0 && stat(lock.data, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+	    a.st_mtim.tv_sec == v->used.tv_sec && a.st_mtim.tv_nsec == v->used.tv_nsec) {
+		if (nftw(dir.data, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
+			kwh_log(KWH_LOG_WARN, NULL, 0, "cannot evict the cache entry '%s': %s",
+			    dir.data, strerror(errno));
+		} else {
+			unlink(lock.data);
+			r = 1;
+		}
+	}
+	close(fd);
+out:
+	kwh_buf_release(&dir);
+	kwh_buf_release(&lock);
+	return r;
+}
+
+static void
+evict(struct kwh_git *g)
+{
+	const char *cache = g->o->cache_dir;
+	unsigned long long max = g->o->max_bytes, total = 0;
+	struct kwh_buf p = KWH_BUF_INIT;
+	struct lru *v = NULL;
+	size_t n = 0, cap = 0, i;
+	const char *own = strrchr(g->dir, '/') + 1;
+	struct dirent *e;
+	DIR *d;
+
+	if (!max || !(d = opendir(cache)))
+		return;
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		struct stat st;
+
+		if (len <= 4 || strcmp(e->d_name + len - 4, ".git"))
+			continue;
+		kwh_buf_reset(&p);
+		if (kwh_buf_printf(&p, "%s/%s", cache, e->d_name) < 0 ||
+		    lstat(p.data, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		{
+			unsigned long long bytes = entry_bytes(p.data);
+
+			total += bytes;
+			if (!strcmp(e->d_name, own))
+				continue;
+			kwh_buf_reset(&p);
+			if (kwh_buf_printf(&p, "%s/%.*s.lock", cache, (int)(len - 4), e->d_name) < 0 ||
+			    stat(p.data, &st) < 0)
+				continue;	/* no lock file: not an entry of ours */
+			if (n == cap) {
+				struct lru *w = realloc(v, (cap ? cap * 2 : 16) * sizeof *w);
+				if (!w)
+					break;
+				v = w;
+				cap = cap ? cap * 2 : 16;
+			}
+			if (!(v[n].name = strndup(e->d_name, len - 4)))
+				break;
+			v[n].used = st.st_mtim;
+			v[n].bytes = bytes;
+			n++;
+		}
+	}
+	closedir(d);
+	qsort(v, n, sizeof *v, lru_cmp);
+	for (i = 0; i < n && total > max && kwh_now_ms() < g->deadline; i++) {
+		if (!evict_one(cache, &v[i]))
+			continue;
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache entry '%s/%s.git' evicted (%llu bytes, "
+		    "the least recently used): the cache held %llu bytes, more than %llu",
+		    cache, v[i].name, v[i].bytes, total, max);
+		total -= v[i].bytes;
+	}
+	if (total > max)
+		kwh_log(KWH_LOG_WARN, NULL, 0, "the cache '%s' still holds %llu bytes, more than %llu: "
+		    "what is left is in use or was just fetched", cache, total, max);
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	kwh_buf_release(&p);
+}
+
+/*
  * Runs net_child() in a forked child under the exclusive lock and waits
  * for it until the deadline.  0 (branch, when asked for, in *branch), or
  * EREMOTE / ENOTFOUND / ECACHE with err set.
@@ -1199,10 +1516,12 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		/* a failed fetch leaves the repository as it was: clear the marker */
 		if (!timed_out && r != 0)
 			set_marker(g, 0);
-		if (!timed_out && open_repo(g) && r == 0) {
+		if (!timed_out && (open_repo(g) || (r == 0 && consolidate(g) < 0)) && r == 0) {
 			seterr(err, errlen, "the cache '%s' is unusable after a fetch", g->dir);
 			r = KWH_GIT_ECACHE;
 		}
+		if (r == 0)
+			evict(g);
 	}
 	return r;
 }

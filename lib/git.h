@@ -28,7 +28,16 @@ struct kwh_git_opts {
 	const char *const *allow;
 	size_t n_allow;
 	const char *pin;
+	/*
+	 * The cache's size bound in bytes (0: none).  After a fetch, the
+	 * least recently used entries not in use are removed while the
+	 * cache holds more.
+	 */
+	unsigned long long max_bytes;
 };
+
+/* --cache-max-bytes by default: 2 GiB. */
+#define KWH_GIT_MAX_BYTES_DEFAULT (2ULL << 30)
 
 /* Return values: 0, or one of these. */
 enum {
@@ -64,6 +73,10 @@ int kwh_git_allow_entry_ok(const char *s);
 /* Stop git work this long before the envelope's deadline, so that the
  * answer (504 when the deadline is what stopped it) is written in time. */
 #define KWH_GIT_MARGIN_MS 500
+
+/* After a fetch, an entry with more packs than this is rewritten as one
+ * pack (every fetch writes a pack; reads search them all). */
+#define KWH_GIT_PACKS_MAX 32
 
 /*
  * An open cache entry for one remote URL, holding the entry's lock (shared

@@ -19,7 +19,7 @@ static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
 "                  [--allow-remote-host HOST]...\n"
 "                  [--allow-sha1] [--backlog N] [--budget SECONDS] [--ca-file FILE]\n"
-"                  [--cache DIR]\n"
+"                  [--cache DIR] [--cache-max-bytes BYTES]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
 "                  [--dry-run[=client|server]]\n"
@@ -42,7 +42,7 @@ static const char usage[] =
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
 enum {
-	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CONTEXT,
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
@@ -60,6 +60,7 @@ static const struct option longopts[] = {
 	{ "budget", required_argument, NULL, O_BUDGET },
 	{ "ca-file", required_argument, NULL, O_CA_FILE },
 	{ "cache", required_argument, NULL, O_CACHE },
+	{ "cache-max-bytes", required_argument, NULL, O_CACHE_MAX_BYTES },
 	{ "context", required_argument, NULL, O_CONTEXT },
 	{ "deadline", required_argument, NULL, O_DEADLINE },
 	{ "dedupe", no_argument, NULL, O_DEDUPE },
@@ -119,6 +120,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->fetch.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT;
 	h->fetch.max_nodes = KWH_FETCH_MAX_NODES_DEFAULT;
 	h->fetch.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT;
+	h->fetch.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT;
 	h->apply.field_manager = "kwh";
 	h->apply.deadline_ms = KWH_APPLY_DEADLINE_MS;
 	kwh_buf_init(&h->cache, 0);
@@ -146,6 +148,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_BUDGET: h->verify.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
 		case O_CA_FILE: h->fetch.git.ca_file = optarg; break;
 		case O_CACHE: h->fetch.git.cache_dir = h->apply.cache_dir = optarg; break;
+		case O_CACHE_MAX_BYTES: h->fetch.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
 		case O_CONTEXT: h->apply.src.context = optarg; break;
 		case O_DEADLINE: h->apply.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;
 		case O_DEDUPE: h->apply.no_dedupe = 0; break;	/* the default; kept for old command lines */

@@ -131,6 +131,24 @@ handler() {
 	http_body "$TMP/out" | jq -e '.results[0].action == "dry-run"'
 }
 
+@test "KWH_CACHE_MAX_BYTES reaches kwh-fetch: after the fetch, an unused entry past the bound is evicted" {
+	need_chain
+	deploy_repo; deploy_payload
+	deploy_env KWH_DRY_RUN=client
+	echo "KWH_CACHE_MAX_BYTES=1k" >>"$TMP/kwh.env"
+	# an old entry of another remote, unused for an hour
+	mkdir -p "$TMP/cache/git/0123456789abcdef-octo-old.git"
+	head -c 65536 /dev/zero >"$TMP/cache/git/0123456789abcdef-octo-old.git/data"
+	touch -d '-1 hour' "$TMP/cache/git/0123456789abcdef-octo-old.lock"
+	signed_request d-bound
+	handler
+	assert_equal "$(http_status "$TMP/out")" 200
+	[ ! -e "$TMP/cache/git/0123456789abcdef-octo-old.git" ] || fail "the old entry stayed"
+	[ ! -e "$TMP/cache/git/0123456789abcdef-octo-old.lock" ] || fail "the old lock file stayed"
+	ls -d "$TMP"/cache/git/*-octo-repo.git
+	grep -qF "prog=kwh-fetch level=info delivery=- msg=\"cache entry '$TMP/cache/git/0123456789abcdef-octo-old.git' evicted" "$TMP/log"
+}
+
 @test "the response is the only thing on stdout; the log goes to KWH_LOG" {
 	need_chain
 	deploy_repo; deploy_payload; deploy_env KWH_DRY_RUN=client
