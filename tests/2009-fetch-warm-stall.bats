@@ -19,20 +19,6 @@ teardown() {
 	stop_git_servers
 }
 
-# silent_on PORT: a server on PORT that accepts connections and says nothing.
-silent_on() {
-	python3 -c '
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
-conns = []
-while True:
-    c, _ = s.accept(); conns.append(c)
-' "$1" 3>&- &
-	_remember_pid $!
-	wait_port "$1"
-}
-
 @test "a stalled fetch into a warm entry: the next read of a cached revision is served from it" {
 	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
 	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
@@ -41,7 +27,7 @@ while True:
 	# the remote now accepts and says nothing
 	kill "$GIT_DAEMON_PID"
 	while kill -0 "$GIT_DAEMON_PID" 2>/dev/null; do sleep 0.05; done
-	silent_on "$GIT_DAEMON_PORT"
+	start_silent_server "$GIT_DAEMON_PORT"
 	envelope "$FEAT" refs/heads/feature "$URL" octo/repo main $(( $(now_ms) + 2500 )) > "$TMP/in"
 	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
 	assert_failure 1

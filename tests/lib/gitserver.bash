@@ -227,10 +227,10 @@ PY
 	wait_port "$HTTP_GIT_PORT"
 }
 
-# start_silent_server: a TCP server on a free port that accepts
-# connections and never answers; sets SILENT_PORT.
+# start_silent_server [PORT]: a TCP server on PORT (default: a free port)
+# that accepts connections and never answers; sets SILENT_PORT.
 start_silent_server() {
-	SILENT_PORT=$(free_port)
+	SILENT_PORT=${1:-$(free_port)}
 	python3 -c '
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
