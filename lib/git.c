@@ -1325,6 +1325,23 @@ lru_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/*
+ * Removes a cache entry's directory, then its lock file (whoever waits on
+ * the old lock notices in take_lock()).  0, or -1 logged ("cannot WHAT
+ * cache entry ...") with the lock file left.
+ */
+static int
+remove_entry(const char *dir, const char *lockpath, const char *what)
+{
+	if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
+		kwh_log(KWH_LOG_WARN, NULL, 0, "cannot %s cache entry '%s': %s", what, dir,
+		    strerror(errno));
+		return -1;
+	}
+	unlink(lockpath);
+	return 0;
+}
+
 /* Removes entry name if its lock is free and its last use still when: 1
  * when removed. */
 static int
@@ -1343,13 +1360,7 @@ evict_one(const char *cache, const struct lru *v)
 	} else if (fstat(fd, &a) == 0 && stat(lock.data, &b) == 0 &&
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
 	    a.st_mtim.tv_sec == v->used.tv_sec && a.st_mtim.tv_nsec == v->used.tv_nsec) {
-		if (nftw(dir.data, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
-			kwh_log(KWH_LOG_WARN, NULL, 0, "cannot evict the cache entry '%s': %s",
-			    dir.data, strerror(errno));
-		} else {
-			unlink(lock.data);
-			r = 1;
-		}
+		r = remove_entry(dir.data, lock.data, "evict the") == 0;
 	}
 	close(fd);
 out:
@@ -1549,12 +1560,7 @@ drop_entry(struct kwh_git *g)
 		git_repository_free(g->repo);
 		g->repo = NULL;
 	}
-	if (nftw(g->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT) {
-		kwh_log(KWH_LOG_WARN, NULL, 0, "cannot remove the failed cache entry '%s': %s",
-		    g->dir, strerror(errno));
-		return;
-	}
-	unlink(g->lockpath);
+	remove_entry(g->dir, g->lockpath, "remove the failed");
 }
 
 static int resolve_fetch(struct kwh_git *, const char *, const char *, const char *,
