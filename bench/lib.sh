@@ -1,7 +1,10 @@
 # bench/lib.sh — what the benchmarks that start servers share: sourced by
-# bench/peers.sh and bench/slow-clients.sh after they set top (the tree),
-# d (their scratch directory) and pids (an array of processes to stop).
-# Each starts the test API server itself (tests/lib/apiserver.bash).
+# bench/peers.sh and bench/slow-clients.sh after they set top (the tree).
+# Sourcing it makes a scratch directory d, an array pids of processes to
+# stop, a trap that stops them, the test API server (started here, see
+# tests/lib/apiserver.bash) and d's removal at exit (BENCH_KEEP=1 keeps d),
+# and sets K, the server's kubeconfig.
+
 
 # wait_port PORT: waits up to 10 s until something listens on 127.0.0.1:PORT.
 wait_port() {
@@ -49,3 +52,20 @@ bench_body() {
 		.repository.full_name = "octo/repo" | .repository.name = "repo"' \
 		"$top/tests/fixtures/github/push-payload.json" >"$d/body.json"
 }
+
+# the set-up itself, once the functions above exist
+export TESTS_DIR=$top/tests BATS_TEST_TMPDIR
+BATS_TEST_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/kwh-bench.XXXXXX")
+d=$BATS_TEST_TMPDIR
+pids=()
+bench_cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	apiserver_stop
+	[ -n "${BENCH_KEEP:-}" ] && echo "kept $d" >&2 || rm -rf "$d"
+}
+trap bench_cleanup EXIT
+. "$top/tests/lib/apiserver.bash"
+apiserver_start
+K=$APISERVER_DIR/kubeconfig

@@ -49,22 +49,7 @@ WEBHOOK=${WEBHOOK:-/usr/bin/webhook}
 for t in ab socat git "$WEBHOOK" "$KUBECTL" jq; do
 	command -v "$t" >/dev/null || { echo "peers.sh: $t is missing" >&2; exit 111; }
 done
-export TESTS_DIR=$top/tests BATS_TEST_TMPDIR
-BATS_TEST_TMPDIR=$(mktemp -d /tmp/kwh-peers.XXXXXX)
-d=$BATS_TEST_TMPDIR
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	apiserver_stop
-	[ -n "${PEERS_KEEP:-}" ] && echo "kept $d" >&2 || rm -rf "$d"
-}
-trap cleanup EXIT
 . "$top/bench/lib.sh"
-. "$top/tests/lib/apiserver.bash"
-apiserver_start
-K=$APISERVER_DIR/kubeconfig
 
 # the repository, served by git daemon
 cat >"$d/workflow.yaml" <<'EOY'

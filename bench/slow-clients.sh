@@ -25,22 +25,7 @@ for t in curl git jq python3 ss "$KWH_BIN/kwh-handle" "$KWH_BIN/kwh-sign"; do
 done
 # the clients need N descriptors
 ulimit -Sn "$(ulimit -Hn)"
-export TESTS_DIR=$top/tests BATS_TEST_TMPDIR
-BATS_TEST_TMPDIR=$(mktemp -d /tmp/kwh-slow.XXXXXX)
-d=$BATS_TEST_TMPDIR
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	apiserver_stop
-	rm -rf "$d"
-}
-trap cleanup EXIT
 . "$top/bench/lib.sh"
-. "$top/tests/lib/apiserver.bash"
-apiserver_start
-K=$APISERVER_DIR/kubeconfig
 
 # the repository, served by git daemon
 printf 'apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: ci-\nspec:\n  entrypoint: main\n' \
