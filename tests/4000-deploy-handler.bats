@@ -369,3 +369,35 @@ $TMP/environs:0"
 	run env -u KWH_BIN PATH=/usr/bin:/bin "$TMP/usr/share/kwh/kwh-handler" <"$TMP/req"
 	assert_equal "$status" 111
 }
+
+@test "WEBHOOK_SECRET alone (the original's Deployment): verified, and no other stage sees it" {
+	need_chain
+	[ ! -e /etc/kwh/webhook-secret ] || skip "/etc/kwh/webhook-secret exists on this machine"
+	deploy_repo; deploy_payload; deploy_env KWH_DRY_RUN=client
+	sed -i '/^KWH_SECRET_FILE=/d' "$TMP/kwh.env"
+	# the tools, kwh-annotate behind a script that keeps its environment
+	mkdir "$TMP/bin"
+	for t in kwh-verify kwh-fetch kwh-apply kwh-respond; do ln -s "$KWH_BIN/$t" "$TMP/bin/$t"; done
+	printf '#!/bin/sh\nenv >"%s/annotate.env"\nexec "%s/kwh-annotate" "$@"\n' "$TMP" "$KWH_BIN" >"$TMP/bin/kwh-annotate"
+	chmod +x "$TMP/bin/kwh-annotate"
+	export KWH_BIN=$TMP/bin
+	signed_request d-env
+	WEBHOOK_SECRET=$SECRET_VALUE handler
+	assert_equal "$(http_status "$TMP/out")" 200
+	grep -q "^KWH_BIN=$TMP/bin" "$TMP/annotate.env"
+	run ! grep -e WEBHOOK_SECRET -e "$SECRET_VALUE" "$TMP/annotate.env"
+	# set in the environment file, as any other variable
+	echo "WEBHOOK_SECRET=$SECRET_VALUE" >>"$TMP/kwh.env"
+	signed_request d-file
+	handler
+	assert_equal "$(http_status "$TMP/out")" 200
+	# a wrong one is 401, not 500
+	signed_request d-wrong "$TMP/secret"
+	WEBHOOK_SECRET=another-secret handler || true
+	assert_equal "$(http_status "$TMP/out")" 401
+	# with neither, the error names the file it looked for
+	sed -i '/^WEBHOOK_SECRET=/d' "$TMP/kwh.env"
+	handler || true
+	assert_equal "$(http_status "$TMP/out")" 500
+	grep -q "/etc/kwh/webhook-secret" "$TMP/log"
+}
