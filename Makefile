@@ -14,7 +14,7 @@ CFLAGS   ?= -O2 -g
 WERROR   ?= -Werror
 KWH_VERSION = 0.1.0
 
-PKGS     = libgit2 libssh2 libcurl libcrypto yaml-0.1
+PKGS     = libgit2 libssh2 libcurl libcrypto yaml-0.1 libpcre2-8
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 

@@ -9,7 +9,8 @@
 
 static const char usage[] =
 "usage: kwh-annotate [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
-"                    [--log DEST] [--set KEY=EXPR]...\n"
+"                    [--log DEST] [--log-level LEVEL] [--pull-request-actions LIST|all]\n"
+"                    [--set KEY=EXPR]...\n"
 "       kwh-annotate --help | --version\n";
 
 int
@@ -21,6 +22,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "ignore-ref", required_argument, NULL, 'i' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "pull-request-actions", required_argument, NULL, 'p' },
 		{ "set", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -41,6 +44,8 @@ main(int argc, char **argv)
 		case 'h': kwh_cli_help(usage);
 		case 'i': o.ignore_ref = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'L': kwh_cli_log_level(optarg); break;
+		case 'p': o.pr_actions = optarg; break;
 		case 's': sets[o.nsets++] = optarg; break;
 		case 'V': kwh_cli_version();
 		default: kwh_usage_error("unknown option");

@@ -12,7 +12,7 @@ static const char usage[] =
 "usage: kwh-apply [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
 "                 [--cache DIR] [--context NAME] [--deadline SECONDS]\n"
 "                 [--dedupe | --no-dedupe] [--dry-run[=client|server]]\n"
-"                 [--kubeconfig FILE] [--log DEST] [--namespace NS]\n"
+"                 [--kubeconfig FILE] [--log DEST] [--log-level LEVEL] [--namespace NS]\n"
 "                 [--service-account-dir DIR]\n"
 "       kwh-apply --help | --version\n";
 
@@ -38,6 +38,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "kubeconfig", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "no-dedupe", no_argument, NULL, 'u' },
 		{ "service-account-dir", required_argument, NULL, 'S' },
@@ -69,6 +70,7 @@ main(int argc, char **argv)
 		case 'h': kwh_cli_help(usage);
 		case 'k': a.src.kubeconfig = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'L': kwh_cli_log_level(optarg); break;
 		case 'n': a.namespace = optarg; break;
 		case 'u': a.no_dedupe = 1; break;
 		case 'S': a.src.sa_dir = optarg; break;

@@ -15,11 +15,14 @@ static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
 "                 [--cache-max-bytes BYTES]\n"
 "                 [--insecure-skip-host-key-check] [--known-hosts FILE] [--log DEST]\n"
+"                 [--log-level LEVEL]\n"
 "                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
 "                 [--path PATH]\n"
 "                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
 "                 [--token-file FILE] [--use-git-url]\n"
-"       kwh-fetch --help | --version\n";
+"       kwh-fetch --help | --version\n"
+"The HTTPS token may also come from the GITHUB_TOKEN environment variable\n"
+"(--token-file wins).\n";
 
 int
 main(int argc, char **argv)
@@ -33,6 +36,7 @@ main(int argc, char **argv)
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
 		{ "known-hosts", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
 		{ "max-manifest-bytes", required_argument, NULL, 'B' },
 		{ "max-objects", required_argument, NULL, 'O' },
 		{ "max-yaml-nodes", required_argument, NULL, 'N' },
@@ -73,6 +77,7 @@ main(int argc, char **argv)
 		case 'I': o.git.skip_host_key_check = 1; break;
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'L': kwh_cli_log_level(optarg); break;
 		case 'B': o.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
 		case 'O': o.max_objects = kwh_cli_size("--max-objects", optarg); break;
 		case 'N': o.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
@@ -96,9 +101,14 @@ main(int argc, char **argv)
 		kwh_cli_default_cache(&cache);
 		o.git.cache_dir = cache.data;
 	}
+	/* GITHUB_TOKEN (the original's variable) is read and wiped either
+	 * way: no git transport or helper ever sees it in the environment */
+	if (kwh_cli_token_env(&token, "GITHUB_TOKEN") == 0)
+		o.git.token = token.data;
 	if (token_file) {
 		char err[512];
 
+		kwh_buf_wipe(&token);
 		if (kwh_cli_token_read(token_file, &token, err, sizeof err) < 0)
 			kwh_die(KWH_EXIT_SYSTEM, "%s", err);
 		o.git.token = token.data;

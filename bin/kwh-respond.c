@@ -10,7 +10,7 @@
 #include "spool.h"
 
 static const char usage[] =
-"usage: kwh-respond [--log DEST] [--spool DIR]\n"
+"usage: kwh-respond [--log DEST] [--log-level LEVEL] [--spool DIR]\n"
 "       kwh-respond --help | --version\n";
 
 int
@@ -19,6 +19,7 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
 		{ "spool", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -33,6 +34,7 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'h': kwh_cli_help(usage);
 		case 'l': kwh_cli_log(optarg); break;
+		case 'L': kwh_cli_log_level(optarg); break;
 		case 's': spool = optarg; break;
 		case 'V': kwh_cli_version();
 		default: kwh_usage_error("unknown option");

@@ -9,7 +9,8 @@
 #include "verify.h"
 
 static const char usage[] =
-"usage: kwh-verify [--allow-sha1] [--budget SECONDS] [--insecure] [--log DEST]\n"
+"usage: kwh-verify [--allow-sha1] [--budget SECONDS] [--insecure] [--liveness-path PATH]\n"
+"                  [--log DEST] [--log-level LEVEL]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--secret-file FILE]... [--timeout SECONDS]\n"
 "       kwh-verify --help | --version\n"
@@ -23,7 +24,9 @@ main(int argc, char **argv)
 		{ "budget", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure", no_argument, NULL, 'k' },
+		{ "liveness-path", required_argument, NULL, 'a' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' },
 		{ "max-body", required_argument, NULL, 'B' },
 		{ "max-header-bytes", required_argument, NULL, 'H' },
 		{ "max-headers", required_argument, NULL, 'N' },
@@ -45,7 +48,9 @@ main(int argc, char **argv)
 		case 'b': o.budget_ms = kwh_cli_seconds_ms("--budget", optarg); break;
 		case 'h': kwh_cli_help(usage);
 		case 'k': o.insecure = 1; break;
+		case 'a': o.liveness_path = kwh_cli_liveness_path(optarg); break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'L': kwh_cli_log_level(optarg); break;
 		case 'B': o.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case 'H': o.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case 'N': o.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;

@@ -4,7 +4,8 @@
 
 #include <ctype.h>
 #include <jq.h>
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,18 @@ struct prog {
 	jq_state *jq;
 };
 
+/*
+ * The bound on one --ignore-ref match (PCRE2's match limit, its count of
+ * backtracking steps): refs come from the network, and a pattern that
+ * backtracks badly on some ref must cost a bounded time, not hang the
+ * delivery.  Far above what a real pattern on a real ref needs.
+ */
+#define IGNORE_MATCH_LIMIT 1000000
+
 struct kwh_annotate_priv {
-	regex_t ignore;
-	int has_ignore;
+	pcre2_code *ignore;		/* NULL without --ignore-ref */
+	pcre2_match_data *md;
+	pcre2_match_context *mctx;
 	struct prog *progs;	/* filters first, then sets */
 	size_t nprogs, nfilters;
 	int compiled;		/* jq_compile calls made */
@@ -31,6 +41,11 @@ static const char *const known[] = {
 	"check_run", "check_suite", "create", "delete", "pull_request", "push",
 	"release", "workflow_dispatch",
 };
+
+/* The events handled without --events: the original k8s-webhook-handler's. */
+static const char default_events[] = KWH_ANNOTATE_DEFAULT_EVENTS;
+/* The pull_request actions handled without --pull-request-actions. */
+static const char default_pr_actions[] = KWH_ANNOTATE_DEFAULT_PR_ACTIONS;
 
 int
 kwh_annotate_known_event(const char *event)
@@ -433,19 +448,21 @@ compile(struct kwh_annotate_priv *p, struct prog *g, const char *opt,
 	return ok ? 0 : -1;
 }
 
+/* A comma-separated list of names (opt's argument, what names them). */
 static int
-check_events(const char *events, char *err, size_t errlen)
+check_list(const char *opt, const char *what, const char *list, char *err, size_t errlen)
 {
-	const char *p = events;
+	const char *p = list;
 
 	if (!*p) {
-		snprintf(err, errlen, "--events: the list is empty");
+		snprintf(err, errlen, "%s: the list is empty", opt);
 		return -1;
 	}
 	for (; *p; p++) {
-		if (*p == ',' ? (p == events || p[1] == ',' || p[1] == '\0')
+		if (*p == ',' ? (p == list || p[1] == ',' || p[1] == '\0')
 		    : !((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9'))) {
-			snprintf(err, errlen, "--events: '%s' is not a comma-separated list of event names", events);
+			snprintf(err, errlen, "%s: '%s' is not a comma-separated list of %s",
+			    opt, list, what);
 			return -1;
 		}
 	}
@@ -460,7 +477,10 @@ kwh_annotate_init(struct kwh_annotate_opts *o, char *err, size_t errlen)
 
 	err[0] = '\0';
 	o->priv = NULL;
-	if (o->events && check_events(o->events, err, errlen) < 0)
+	if (o->events && check_list("--events", "event names", o->events, err, errlen) < 0)
+		return -1;
+	if (o->pr_actions && strcmp(o->pr_actions, "all") &&
+	    check_list("--pull-request-actions", "actions (or 'all')", o->pr_actions, err, errlen) < 0)
 		return -1;
 	if (!(p = calloc(1, sizeof *p))) {
 		snprintf(err, errlen, "out of memory");
@@ -468,14 +488,26 @@ kwh_annotate_init(struct kwh_annotate_opts *o, char *err, size_t errlen)
 	}
 	o->priv = p;
 	if (o->ignore_ref) {
-		int rc = regcomp(&p->ignore, o->ignore_ref, REG_EXTENDED | REG_NOSUB);
-		if (rc) {
-			char e[256];
-			regerror(rc, &p->ignore, e, sizeof e);
-			snprintf(err, errlen, "--ignore-ref '%s': %s", o->ignore_ref, e);
+		int code;
+		PCRE2_SIZE off;
+		PCRE2_UCHAR e[256];
+
+		/* RE2's syntax (the original's) is, but for a few corners, a
+		 * subset of PCRE2's; UTF: RE2 matches UTF-8 characters too. */
+		p->ignore = pcre2_compile((PCRE2_SPTR)o->ignore_ref, PCRE2_ZERO_TERMINATED,
+		    PCRE2_UTF, &code, &off, NULL);
+		if (!p->ignore) {
+			pcre2_get_error_message(code, e, sizeof e);
+			snprintf(err, errlen, "--ignore-ref '%s': at offset %zu: %s",
+			    o->ignore_ref, (size_t)off, (const char *)e);
 			goto fail;
 		}
-		p->has_ignore = 1;
+		if (!(p->md = pcre2_match_data_create(1, NULL)) ||
+		    !(p->mctx = pcre2_match_context_create(NULL))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		pcre2_set_match_limit(p->mctx, IGNORE_MATCH_LIMIT);
 	}
 	if (o->nfilters + o->nsets &&
 	    !(p->progs = calloc(o->nfilters + o->nsets, sizeof *p->progs))) {
@@ -542,8 +574,9 @@ kwh_annotate_release(struct kwh_annotate_opts *o)
 
 	if (!p)
 		return;
-	if (p->has_ignore)
-		regfree(&p->ignore);
+	pcre2_code_free(p->ignore);
+	pcre2_match_data_free(p->md);
+	pcre2_match_context_free(p->mctx);
 	for (size_t i = 0; i < p->nprogs; i++) {
 		if (p->progs[i].jq)
 			jq_teardown(&p->progs[i].jq);
@@ -625,10 +658,22 @@ kwh_annotate(void *ctx, jv env)
 		env = kwh_env_respond(env, 200, "pong%s", pong_id(payload, err, sizeof err));
 		goto out;
 	}
-	int listed = o->events && event_listed(o->events, ev);
-	if ((o->events && !listed) || (!listed && !kwh_annotate_known_event(ev))) {
+	const char *events = o->events ? o->events : default_events;
+	if (!event_listed(events, ev)) {
 		env = kwh_env_respond(env, 202, "event %s is not handled", ev);
 		goto out;
+	}
+	/* Only the actions that change the code, unless asked. */
+	const char *actions = o->pr_actions ? o->pr_actions : default_pr_actions;
+	if (!strcmp(ev, "pull_request") && strcmp(actions, "all")) {
+		jv a = at(payload, "action");
+		int pass = jv_get_kind(a) == JV_KIND_STRING && event_listed(actions, jv_string_value(a));
+		if (!pass)
+			env = kwh_env_respond(env, 202, "pull_request action %s is not handled",
+			    jv_get_kind(a) == JV_KIND_STRING ? jv_string_value(a) : "(none)");
+		jv_free(a);
+		if (!pass)
+			goto out;
 	}
 	ann = kwh_annotate_event(ev, payload, !kwh_annotate_known_event(ev));
 	if (!jv_is_valid(ann)) {
@@ -637,13 +682,22 @@ kwh_annotate(void *ctx, jv env)
 		jv_free(m);
 		goto out;
 	}
-	if (p->has_ignore) {
+	if (p->ignore) {
 		jv ref = jv_object_get(jv_copy(ann), jv_string(KWH_ANNOTATE_PREFIX "ref"));
-		int hit = regexec(&p->ignore, jv_string_value(ref), 0, NULL, 0) == 0;
-		if (hit)
-			env = kwh_env_respond(env, 202, "ref %s is ignored", jv_string_value(ref));
+		const char *r = jv_string_value(ref);
+		int rc = pcre2_match(p->ignore, (PCRE2_SPTR)r,
+		    (PCRE2_SIZE)jv_string_length_bytes(jv_copy(ref)), 0, 0, p->md, p->mctx);
+
+		if (rc >= 0)
+			env = kwh_env_respond(env, 202, "ref %s is ignored", r);
+		else if (rc != PCRE2_ERROR_NOMATCH) {
+			PCRE2_UCHAR e[256];
+			pcre2_get_error_message(rc, e, sizeof e);
+			env = kwh_env_respond(env, 422, "--ignore-ref '%s' on ref %s: %s",
+			    o->ignore_ref, r, (const char *)e);
+		}
 		jv_free(ref);
-		if (hit) {
+		if (rc != PCRE2_ERROR_NOMATCH) {
 			jv_free(ann);
 			goto out;
 		}

@@ -6,6 +6,10 @@
 
 /* The prefix of the eight annotations every delivery gets. */
 #define KWH_ANNOTATE_PREFIX "k8s-webhook-handler.io/"
+/* The events handled by default: the original k8s-webhook-handler's. */
+#define KWH_ANNOTATE_DEFAULT_EVENTS "push,delete,check_run,check_suite"
+/* The pull_request actions handled by default: those that change the code. */
+#define KWH_ANNOTATE_DEFAULT_PR_ACTIONS "opened,synchronize,reopened"
 /* Kubernetes' limit on all annotation keys and values together. */
 #define KWH_ANNOTATE_MAX_TOTAL (256 * 1024)
 
@@ -14,18 +18,24 @@
  * they must outlive the opts) and calls kwh_annotate_init(); the rest is
  * the stage's own, given back by kwh_annotate_release().
  *
- * events      comma-separated event names that may pass, or NULL for every
- *             event kwh maps; a listed event kwh does not map gets the
- *             generic annotations (repository, event, action; ref, revision
- *             and before empty).
- * ignore_ref  POSIX extended regular expression on the ref annotation, or
- *             NULL; matching deliveries get 202.
+ * events      comma-separated event names that may pass, or NULL for
+ *             KWH_ANNOTATE_DEFAULT_EVENTS; a listed event kwh does not map
+ *             gets the generic annotations (repository, event, action; ref,
+ *             revision and before empty).
+ * pr_actions  comma-separated pull_request actions that may pass, "all",
+ *             or NULL for KWH_ANNOTATE_DEFAULT_PR_ACTIONS; others get 202.
+ * ignore_ref  a PCRE2 regular expression (RE2's syntax, as the original
+ *             k8s-webhook-handler's -ignore, is a subset but for a few
+ *             corners) searched for in the ref annotation, or NULL;
+ *             matching deliveries get 202 (a match past PCRE2's match
+ *             limit: 422).
  * filters     jq expressions on the envelope, and-ed: false, null, no output
  *             or an error stop the delivery (202, or 422 for an error).
  * sets        "KEY=EXPR": annotation KEY from the first output of EXPR.
  */
 struct kwh_annotate_opts {
 	const char *events;
+	const char *pr_actions;
 	const char *ignore_ref;
 	const char *const *filters;
 	size_t nfilters;
@@ -38,10 +48,10 @@ struct kwh_annotate_opts {
 
 /*
  * Checks the options and compiles every expression, once: the regular
- * expression with regcomp(3), each --filter and --set with jq_compile.
+ * expression with pcre2_compile(3), each --filter and --set with jq_compile.
  * With no filters and no sets no jq program is compiled at all.  Returns 0,
  * or -1 with a message for a person in err (the option, the expression
- * and regcomp's or jq's own error); then nothing needs releasing.
+ * and PCRE2's error at its offset, or jq's); then nothing needs releasing.
  */
 int kwh_annotate_init(struct kwh_annotate_opts *o, char *err, size_t errlen);
 

@@ -30,6 +30,44 @@ kwh_cli_log(const char *spec)
 		kwh_usage_error("cannot open log '%s': %s", spec, strerror(errno));
 }
 
+const char *
+kwh_cli_liveness_path(const char *arg)
+{
+	if (arg[0] != '/' || strpbrk(arg, "?# \t\r\n"))
+		kwh_usage_error("--liveness-path: '%s' is not a path starting with '/' "
+		    "(without '?', '#' or blanks)", arg);
+	return arg;
+}
+
+void
+kwh_cli_log_level(const char *name)
+{
+	if (kwh_log_set_level(name) < 0)
+		kwh_usage_error("--log-level: '%s' is not debug, info, warn or error", name);
+}
+
+int
+kwh_cli_token_env(struct kwh_buf *t, const char *var)
+{
+	char *v = getenv(var);
+	int r = -1;
+
+	if (v && *v) {
+		kwh_buf_reset(t);
+		kwh_buf_adds(t, v);
+		/* as a token file is read: one trailing LF or CRLF is not part of it */
+		if (t->len && t->data[t->len - 1] == '\n')
+			t->data[--t->len] = '\0';
+		if (t->len && t->data[t->len - 1] == '\r')
+			t->data[--t->len] = '\0';
+		r = t->len ? 0 : -1;
+	}
+	if (v)
+		explicit_bzero(v, strlen(v));
+	unsetenv(var);
+	return r;
+}
+
 size_t
 kwh_cli_size(const char *opt, const char *arg)
 {

@@ -11,6 +11,17 @@ void kwh_cli_help(const char *usage) __attribute__((noreturn));
 void kwh_cli_version(void) __attribute__((noreturn));
 /* Opens the log at spec (see kwh_log_open) or dies with 100. */
 void kwh_cli_log(const char *spec);
+/* Checks a --liveness-path (an absolute URL path) or dies with 100. */
+const char *kwh_cli_liveness_path(const char *arg);
+/* Sets the log's least level (--log-level) or dies with 100. */
+void kwh_cli_log_level(const char *name);
+/*
+ * The token in environment variable var (GITHUB_TOKEN), if set and not
+ * empty, into t (reset first; one trailing LF or CRLF dropped): 0 when
+ * there is one.  The variable is wiped and removed from the environment
+ * either way, so that no child process and no later getenv sees it.
+ */
+int kwh_cli_token_env(struct kwh_buf *t, const char *var);
 /* Parses a non-negative number (with optional k, M, G suffix when size) for option opt, or dies with 100. */
 size_t kwh_cli_size(const char *opt, const char *arg);
 /* Parses seconds (decimals allowed) into milliseconds, or dies with 100. */

@@ -147,17 +147,33 @@ logfmt_value(struct kwh_buf *b, const char *s)
 		kwh_buf_add_json_string(b, s, n);
 }
 
+/* Lines below this level are not written (kwh_log_set_level). */
+static int log_min = KWH_LOG_INFO;
+
+int
+kwh_log_set_level(const char *name)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(name, names[i])) {
+			log_min = i - 1;
+			return 0;
+		}
+	return -1;
+}
+
 void
 kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
 {
-	static const char *names[] = { "info", "warn", "error" };
+	static const char *names[] = { "debug", "info", "warn", "error" };
 	struct kwh_buf b = KWH_BUF_INIT, msg = KWH_BUF_INIT;
 	struct timeval tv;
 	struct tm tm;
 	va_list ap;
 	int e = errno;
 
-	if (log_kind == LOG_TO_NONE)
+	if (log_kind == LOG_TO_NONE || level < log_min)
 		return;
 	va_start(ap, fmt);
 	kwh_buf_vprintf(&msg, fmt, ap);
@@ -169,7 +185,7 @@ kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		    tm.tm_min, tm.tm_sec, (long)tv.tv_usec / 1000);
 	}
-	kwh_buf_printf(&b, "prog=%s level=%s delivery=", kwh_progname, names[level]);
+	kwh_buf_printf(&b, "prog=%s level=%s delivery=", kwh_progname, names[level + 1]);
 	logfmt_value(&b, delivery && *delivery ? delivery : "-");
 	if (status)
 		kwh_buf_printf(&b, " status=%d", status);
@@ -177,7 +193,8 @@ kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
 	logfmt_value(&b, msg.data ? msg.data : "");
 	if (b.data) {
 		if (log_kind == LOG_TO_SYSLOG) {
-			syslog(level == KWH_LOG_ERROR ? LOG_ERR : level == KWH_LOG_WARN ? LOG_WARNING : LOG_INFO,
+			syslog(level == KWH_LOG_ERROR ? LOG_ERR : level == KWH_LOG_WARN ? LOG_WARNING :
+			    level == KWH_LOG_DEBUG ? LOG_DEBUG : LOG_INFO,
 			    "%s", b.data);
 		} else {
 			kwh_buf_addc(&b, '\n');

@@ -40,7 +40,12 @@ void kwh_usage_error(const char *fmt, ...)
  * opened for appending.  Returns 0, or -1 with errno set.
  */
 int kwh_log_open(const char *spec);
-enum { KWH_LOG_INFO, KWH_LOG_WARN, KWH_LOG_ERROR };
+enum { KWH_LOG_DEBUG = -1, KWH_LOG_INFO, KWH_LOG_WARN, KWH_LOG_ERROR };
+/*
+ * The least level written (--log-level): "debug", "info" (the default),
+ * "warn" or "error".  Returns 0, or -1 for another name.
+ */
+int kwh_log_set_level(const char *name);
 /*
  * Writes one logfmt line: ts=… prog=… level=… delivery=… status=… msg="…"
  * (status left out when 0, delivery "-" when NULL).  Never writes secrets:

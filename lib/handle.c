@@ -27,11 +27,13 @@ static const char usage[] =
 "                  [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
-"                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
+"                  [--liveness-path PATH] [--listen [HOST]:PORT|PORT|systemd]\n"
+"                  [--log DEST] [--log-level LEVEL]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
 "                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
 "                  [--max-yaml-nodes N] [--namespace NS] [--path PATH]\n"
+"                  [--pull-request-actions LIST|all]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
 "                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
@@ -39,7 +41,8 @@ static const char usage[] =
 "       kwh-handle --help | --version\n"
 "One request on stdin, its response on stdout; with --listen, a resident\n"
 "server of --workers processes (default: the online CPUs, at least 2).\n"
-"The secret may also come from the WEBHOOK_SECRET environment variable.\n";
+"The secret may also come from the WEBHOOK_SECRET environment variable,\n"
+"the HTTPS token from GITHUB_TOKEN (--token-file wins).\n";
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONTEXT,
@@ -49,6 +52,7 @@ enum {
 	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
+	O_LIVENESS_PATH, O_LOG_LEVEL, O_PR_ACTIONS,
 };
 
 static const struct option longopts[] = {
@@ -75,7 +79,9 @@ static const struct option longopts[] = {
 	{ "known-hosts", required_argument, NULL, O_KNOWN_HOSTS },
 	{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
 	{ "listen", required_argument, NULL, O_LISTEN },
+	{ "liveness-path", required_argument, NULL, O_LIVENESS_PATH },
 	{ "log", required_argument, NULL, O_LOG },
+	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
@@ -88,6 +94,7 @@ static const struct option longopts[] = {
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
 	{ "no-dedupe", no_argument, NULL, O_NO_DEDUPE },
 	{ "path", required_argument, NULL, O_PATH },
+	{ "pull-request-actions", required_argument, NULL, O_PR_ACTIONS },
 	{ "remote", required_argument, NULL, O_REMOTE },
 	{ "secret-file", required_argument, NULL, O_SECRET_FILE },
 	{ "service-account-dir", required_argument, NULL, O_SA_DIR },
@@ -177,7 +184,9 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 				kwh_usage_error("--listen: empty");
 			h->listen = optarg;
 			break;
+		case O_LIVENESS_PATH: h->verify.liveness_path = kwh_cli_liveness_path(optarg); break;
 		case O_LOG: kwh_cli_log(optarg); break;
+		case O_LOG_LEVEL: kwh_cli_log_level(optarg); break;
 		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
@@ -201,6 +210,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_NAMESPACE: h->apply.namespace = optarg; break;
 		case O_NO_DEDUPE: h->apply.no_dedupe = 1; break;
 		case O_PATH: h->fetch.path = optarg; break;
+		case O_PR_ACTIONS: h->annotate.pr_actions = optarg; break;
 		case O_REMOTE: h->fetch.remote = h->fetch.git.pin = optarg; break;
 		case O_SECRET_FILE:
 			/* noted before it is read: a change while it is read is
@@ -283,9 +293,13 @@ init_fetch(struct kwh_handle *h)
 		kwh_cli_default_cache(&h->cache);
 		g->cache_dir = h->apply.cache_dir = h->cache.data;
 	}
+	/* GITHUB_TOKEN: read and wiped either way; --token-file wins */
+	if (kwh_cli_token_env(&h->token, "GITHUB_TOKEN") == 0)
+		g->token = h->token.data;
 	if (h->token_file) {
 		char err[512];
 
+		kwh_buf_wipe(&h->token);
 		stat(h->token_file, &h->token_stat);
 		if (kwh_cli_token_read(h->token_file, &h->token, err, sizeof err) < 0) {
 			if (h->listen)

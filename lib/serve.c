@@ -186,7 +186,7 @@ systemd_socket(void)
 int
 kwh_handle_listen(const struct kwh_handle *h)
 {
-	const char *spec = h->listen, *port, *colon;
+	const char *spec = h->listen, *port, *colon, *hosts[2] = { NULL, NULL };
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[256], *end;
 	int fd = -1, rc, e = 0;
@@ -210,8 +210,15 @@ kwh_handle_listen(const struct kwh_handle *h)
 		host[0] = '\0';
 		port = spec;
 	}
-	if (!host[0])
-		snprintf(host, sizeof host, "127.0.0.1");
+	/* ":PORT" is every interface, as Go's net.Listen takes it (the
+	 * original's -l :8080): IPv6's any address, which takes IPv4 too
+	 * (V6ONLY off below), else IPv4's when the host has no IPv6.  A bare
+	 * PORT stays on the loopback: nothing is exposed unless asked. */
+	if (!host[0] && port != spec) {
+		hosts[0] = "::";
+		hosts[1] = "0.0.0.0";
+	} else
+		hosts[0] = host[0] ? host : "127.0.0.1";
 	errno = 0;
 	pn = strtol(port, &end, 10);
 	if (!*port || *end || errno || pn < 0 || pn > 65535 || *port == '-' || *port == '+')
@@ -220,26 +227,31 @@ kwh_handle_listen(const struct kwh_handle *h)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &res)))
-		kwh_die(KWH_EXIT_SYSTEM, "--listen %s: %s", spec, gai_strerror(rc));
-	for (ai = res; ai; ai = ai->ai_next) {
-		int on = 1, off = 0;
-
-		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol)) < 0) {
-			e = errno;
-			continue;
+	for (int i = 0; i < 2 && hosts[i] && fd < 0; i++) {
+		if ((rc = getaddrinfo(hosts[i], port, &hints, &res))) {
+			if (i == 0 && hosts[1])
+				continue;	/* no IPv6 here: IPv4's any address */
+			kwh_die(KWH_EXIT_SYSTEM, "--listen %s: %s", spec, gai_strerror(rc));
 		}
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-		/* "[::]:PORT" takes IPv4 connections too, whatever the sysctl says */
-		if (ai->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, (int)h->backlog) == 0)
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
+		for (ai = res; ai; ai = ai->ai_next) {
+			int on = 1, off = 0;
+
+			if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol)) < 0) {
+				e = errno;
+				continue;
+			}
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+			/* "[::]:PORT" takes IPv4 connections too, whatever the sysctl says */
+			if (ai->ai_family == AF_INET6)
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+			if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, (int)h->backlog) == 0)
+				break;
+			e = errno;
+			close(fd);
+			fd = -1;
+		}
+		freeaddrinfo(res);
 	}
-	freeaddrinfo(res);
 	if (fd < 0)
 		kwh_die(KWH_EXIT_SYSTEM, "--listen %s: cannot listen: %s", spec, strerror(e ? e : EADDRNOTAVAIL));
 	return fd;

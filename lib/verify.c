@@ -136,7 +136,8 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 
 	snprintf(path, sizeof path, "%.*s", (int)strcspn(req->url.data ? req->url.data : "", "?"),
 	    req->url.data ? req->url.data : "");
-	if (!strcmp(req->method, "GET") && !strcmp(path, "/-/alive"))
+	if (!strcmp(req->method, "GET") &&
+	    !strcmp(path, o->liveness_path ? o->liveness_path : KWH_VERIFY_LIVENESS_PATH))
 		return refuse(out, NULL, NULL, 200, "alive");
 	if (strcmp(req->method, "POST")) {
 		snprintf(err, sizeof err, "method %s is not allowed: webhooks are delivered with POST", req->method);

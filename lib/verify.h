@@ -14,7 +14,9 @@ struct kwh_verify_opts {
 	 * a file of its bytes), or NULL: read off fd as it arrives */
 	const struct kwh_http_given *given;
 	size_t max_json_values;		/* values in the payload (413 beyond), 0: no bound */
+	const char *liveness_path;	/* GET answered 200 "alive"; NULL: KWH_VERIFY_LIVENESS_PATH */
 };
+#define KWH_VERIFY_LIVENESS_PATH "/-/alive"
 #define KWH_VERIFY_BUDGET_MS 9000
 /* Every value of the payload becomes a jq value in the later stages (some
  * tens of bytes each): a bound on their number bounds their memory.  Real

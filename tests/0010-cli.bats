@@ -68,13 +68,20 @@ needed() {
 	refute_output --regexp 'libgit2\.so'
 	run needed "$KWH_BIN/kwh-annotate"
 	assert_output --regexp 'libjq\.so'
+	assert_output --regexp 'libpcre2-8\.so'
 	run needed "$KWH_BIN/kwh-handle"
 	assert_output --regexp 'libgit2\.so'
 	assert_output --regexp 'libcurl\.so'
 	assert_output --regexp 'libjq\.so'
+	assert_output --regexp 'libpcre2-8\.so'
 	run needed "$KWH_BIN/kwh-verify"
 	assert_output --regexp 'libcrypto\.so'
-	refute_output --regexp 'libgit2\.so|libcurl\.so'
+	refute_output --regexp 'libgit2\.so|libcurl\.so|libpcre2'
+	# PCRE2 (--ignore-ref) only where kwh-annotate's stage runs
+	for t in kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay; do
+		run needed "$KWH_BIN/$t"
+		refute_output --regexp 'libpcre2'
+	done
 	# linked dynamically, loaded by the dynamic loader: no static copy
 	for t in "$KWH_BIN"/kwh-*; do
 		[ -x "$t" ] || continue

@@ -60,7 +60,7 @@ GH=$FIXTURES/github
 }
 
 @test "create of a tag" {
-	annotate create "$GH/create-payload.json"
+	annotate create "$GH/create-payload.json" --events create
 	assert_success
 	assert_eight
 	assert_ann ref refs/tags/simple-tag
@@ -74,7 +74,7 @@ GH=$FIXTURES/github
 }
 
 @test "create of a branch" {
-	annotate create "$(payload_with "$GH/create-payload.json" '.ref = "topic" | .ref_type = "branch"')"
+	annotate create "$(payload_with "$GH/create-payload.json" '.ref = "topic" | .ref_type = "branch"')" --events create
 	assert_success
 	assert_ann ref refs/heads/topic
 }
@@ -124,7 +124,7 @@ GH=$FIXTURES/github
 }
 
 @test "pull_request: refs/pull/N/head and the head sha" {
-	annotate pull_request "$GH/pull_request-opened.json"
+	annotate pull_request "$GH/pull_request-opened.json" --events pull_request
 	assert_success
 	assert_no_response
 	assert_eight
@@ -139,7 +139,7 @@ GH=$FIXTURES/github
 }
 
 @test "pull_request synchronize: before is the previous head" {
-	annotate pull_request "$(payload_with "$GH/pull_request-opened.json" '.action = "synchronize" | .before = "1111111111111111111111111111111111111111" | .after = .pull_request.head.sha')"
+	annotate pull_request "$(payload_with "$GH/pull_request-opened.json" '.action = "synchronize" | .before = "1111111111111111111111111111111111111111" | .after = .pull_request.head.sha')" --events pull_request
 	assert_success
 	assert_ann before 1111111111111111111111111111111111111111
 	assert_ann event_action synchronize
@@ -147,7 +147,7 @@ GH=$FIXTURES/github
 }
 
 @test "release: refs/tags/ + release.tag_name" {
-	annotate release "$(payload_with "$GH/create-payload.json" 'del(.ref, .ref_type, .master_branch, .description, .pusher_type) | .action = "published" | .release = {tag_name: "v1.2.3", target_commitish: "master"}')"
+	annotate release "$(payload_with "$GH/create-payload.json" 'del(.ref, .ref_type, .master_branch, .description, .pusher_type) | .action = "published" | .release = {tag_name: "v1.2.3", target_commitish: "master"}')" --events release
 	assert_success
 	assert_eight
 	assert_ann ref refs/tags/v1.2.3
@@ -159,7 +159,7 @@ GH=$FIXTURES/github
 }
 
 @test "workflow_dispatch: ref as given" {
-	annotate workflow_dispatch "$(payload_with "$GH/create-payload.json" 'del(.ref_type, .master_branch, .description, .pusher_type) | .ref = "refs/heads/main" | .inputs = {}')"
+	annotate workflow_dispatch "$(payload_with "$GH/create-payload.json" 'del(.ref_type, .master_branch, .description, .pusher_type) | .ref = "refs/heads/main" | .inputs = {}')" --events workflow_dispatch
 	assert_success
 	assert_eight
 	assert_ann ref refs/heads/main

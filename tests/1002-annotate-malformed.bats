@@ -62,7 +62,7 @@ GH=$FIXTURES/github
 }
 
 @test "pull_request number that is a string: 400" {
-	annotate pull_request "$(payload_with "$GH/pull_request-opened.json" '.number = "2"')"
+	annotate pull_request "$(payload_with "$GH/pull_request-opened.json" '.number = "2"')" --events pull_request
 	assert_failure 1
 	assert_response 400 "payload.number is a string, not a number"
 }
