@@ -127,3 +127,40 @@ has_lock_open() {
 	assert_equal "$(grep -c '^GET /octo/repo.git/info/refs?service=git-upload-pack 200$' "$TMP/http.log")" 1
 	assert_equal "$(grep -c '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log")" 1
 }
+
+@test "http://: GITHUB_TOKEN (the original's variable) is the token, never logged" {
+	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
+	GITHUB_TOKEN=$TOKEN run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --log "$TMP/log" < "$TMP/in"
+	assert_success
+	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output")" two
+	refute_output --partial "$TOKEN"
+	[[ "$stderr" != *"$TOKEN"* ]]
+	run -1 grep -r "$TOKEN" "$TMP/log" "$CACHE"
+	# without it, the server asks for credentials: it was the token that passed
+	rm -rf "$CACHE"
+	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
+	assert_failure 1
+}
+
+@test "http://: --token-file wins over GITHUB_TOKEN; the token is wiped from kwh-fetch's environment" {
+	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
+	GITHUB_TOKEN=wrong-token run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --token-file "$TMP/token" < "$TMP/in"
+	assert_success
+	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output")" two
+	# a stalled fetch keeps kwh-fetch running long enough to read its environ
+	rm -rf "$CACHE"
+	touch "$TMP/stall"
+	GITHUB_TOKEN=$TOKEN kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in" > /dev/null 2>&1 3>&- &
+	BG=$!
+	local seen=
+	for _ in $(seq 1 100); do
+		[ -r "/proc/$BG/environ" ] && grep -q "^$CACHE" <(tr '\0' '\n' <"/proc/$BG/cmdline") 2>/dev/null &&
+			[ -s "$TMP/http.log" ] && { seen=yes; break; }
+		sleep 0.05
+	done
+	tr '\0' '\n' <"/proc/$BG/environ" >"$TMP/environ" 2>/dev/null || true
+	[ -s "$TMP/environ" ]
+	# (the kernel keeps the variable's name where it was: the value is wiped)
+	run -1 grep -a -e "$TOKEN" "$TMP/environ" /proc/$BG/cmdline
+	grep -q "^$CACHE\|^--cache" <(tr '\0' '\n' <"/proc/$BG/cmdline")
+}
