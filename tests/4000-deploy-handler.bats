@@ -382,10 +382,10 @@ $TMP/environs:0"
 	chmod +x "$TMP/bin/kwh-annotate"
 	export KWH_BIN=$TMP/bin
 	signed_request d-env
-	WEBHOOK_SECRET=$SECRET_VALUE handler
+	WEBHOOK_SECRET=$SECRET_VALUE GITHUB_TOKEN=gh-token-Xq7 handler
 	assert_equal "$(http_status "$TMP/out")" 200
 	grep -q "^KWH_BIN=$TMP/bin" "$TMP/annotate.env"
-	run ! grep -e WEBHOOK_SECRET -e "$SECRET_VALUE" "$TMP/annotate.env"
+	run ! grep -e WEBHOOK_SECRET -e "$SECRET_VALUE" -e GITHUB_TOKEN -e gh-token-Xq7 "$TMP/annotate.env"
 	# set in the environment file, as any other variable
 	echo "WEBHOOK_SECRET=$SECRET_VALUE" >>"$TMP/kwh.env"
 	signed_request d-file
@@ -400,4 +400,21 @@ $TMP/environs:0"
 	handler || true
 	assert_equal "$(http_status "$TMP/out")" 500
 	grep -q "/etc/kwh/webhook-secret" "$TMP/log"
+}
+
+@test "KWH_LOG_LEVEL reaches every stage; KWH_PULL_REQUEST_ACTIONS and KWH_LIVENESS_PATH are known" {
+	need_chain
+	deploy_repo; deploy_payload; deploy_env KWH_DRY_RUN=client KWH_LOG_LEVEL=warn \
+		KWH_PULL_REQUEST_ACTIONS=opened KWH_LIVENESS_PATH=/healthz
+	signed_request d-level
+	handler
+	assert_equal "$(http_status "$TMP/out")" 200
+	run ! grep 'level=info' "$TMP/log"
+	sed -i 's/^KWH_LOG_LEVEL=.*/KWH_LOG_LEVEL=info/' "$TMP/kwh.env"
+	signed_request d-level2
+	handler
+	grep -q 'prog=kwh-fetch level=info .*delivery=d-level2' "$TMP/log"
+	printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >"$TMP/req"
+	handler
+	assert_equal "$(http_status "$TMP/out")" 200
 }
