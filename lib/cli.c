@@ -30,6 +30,13 @@ kwh_cli_log(const char *spec)
 		kwh_usage_error("cannot open log '%s': %s", spec, strerror(errno));
 }
 
+void
+kwh_cli_log_format(const char *name)
+{
+	if (kwh_log_format(name) < 0)
+		kwh_usage_error("--log-format: '%s' is neither logfmt nor json", name);
+}
+
 size_t
 kwh_cli_size(const char *opt, const char *arg)
 {

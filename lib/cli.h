@@ -11,6 +11,8 @@ void kwh_cli_help(const char *usage) __attribute__((noreturn));
 void kwh_cli_version(void) __attribute__((noreturn));
 /* Opens the log at spec (see kwh_log_open) or dies with 100. */
 void kwh_cli_log(const char *spec);
+/* Sets the log's format (logfmt or json, see kwh_log_format) or dies with 100. */
+void kwh_cli_log_format(const char *name);
 /* Parses a non-negative number (with optional k, M, G suffix when size) for option opt, or dies with 100. */
 size_t kwh_cli_size(const char *opt, const char *arg);
 /* Parses seconds (decimals allowed) into milliseconds, or dies with 100. */
