@@ -6,10 +6,12 @@
 #include "cli.h"
 #include "env.h"
 #include "err.h"
+#include "metrics.h"
 
 static const char usage[] =
 "usage: kwh-annotate [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
-"                    [--log DEST] [--set KEY=EXPR]...\n"
+"                    [--log DEST] [--log-format logfmt|json] [--set KEY=EXPR]...\n"
+"                    [--statsd HOST:PORT]\n"
 "       kwh-annotate --help | --version\n";
 
 int
@@ -21,7 +23,9 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "ignore-ref", required_argument, NULL, 'i' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-format", required_argument, NULL, KWH_CLI_LOG_FORMAT },
 		{ "set", required_argument, NULL, 's' },
+		{ "statsd", required_argument, NULL, KWH_CLI_STATSD },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -41,6 +45,8 @@ main(int argc, char **argv)
 		case 'h': kwh_cli_help(usage);
 		case 'i': o.ignore_ref = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case KWH_CLI_LOG_FORMAT: kwh_cli_log_format(optarg); break;
+		case KWH_CLI_STATSD: kwh_metrics_statsd(optarg); break;
 		case 's': sets[o.nsets++] = optarg; break;
 		case 'V': kwh_cli_version();
 		default: kwh_usage_error("unknown option");

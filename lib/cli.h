@@ -5,6 +5,10 @@
 #include "buf.h"
 #include "sig.h"
 
+/* getopt_long codes of the options every stage shares. */
+#define KWH_CLI_LOG_FORMAT 0x1000	/* --log-format */
+#define KWH_CLI_STATSD 0x1001		/* --statsd */
+
 /* Prints usage (the man page SYNOPSIS) to stdout and exits 0. */
 void kwh_cli_help(const char *usage) __attribute__((noreturn));
 /* Prints "PROG (kwh) VERSION" and exits 0. */
