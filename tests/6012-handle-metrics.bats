@@ -157,3 +157,17 @@ sample() {
 	run -100 kwh-handle --listen 127.0.0.1:0 --metrics-path metrics --secret-file "$TMP/secret"
 	assert_output --partial "neither a path"
 }
+
+@test "metrics: API retries and the answers that caused them; fetch bytes" {
+	listen --workers 1
+	apiserver_fault '{"count":2,"status":503,"method":"POST"}'
+	[ "$(deliver push d-retry)" = 201 ]
+	scrape
+	sample 'kwh_kube_requests_total{code="503"} 2'
+	sample 'kwh_kube_requests_total{code="201"} 1'
+	sample 'kwh_kube_retries_total 2'
+	sample 'kwh_deliveries_total{event="push",status="201"} 1'
+	sample 'kwh_git_fetches_total{result="ok"} 1'
+	# the bytes libgit2 received, carried back from the fetch's child
+	grep -qE '^kwh_git_fetch_bytes_total [1-9][0-9]*$' "$TMP/samples"
+}
