@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """promcheck.py FILE: a strict check of Prometheus text exposition format
 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/), for
-tests/6012.  Exits 0 when FILE is well-formed, else 1 with one line per
+tests/6013.  Exits 0 when FILE is well-formed, else 1 with one line per
 problem on stderr.  With --dump, prints each sample as
 'NAME{k="v",...} VALUE' with the labels sorted, one per line, so that a
 test can grep for exact values.
