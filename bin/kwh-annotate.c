@@ -6,11 +6,13 @@
 #include "cli.h"
 #include "env.h"
 #include "err.h"
+#include "metrics.h"
 
 static const char usage[] =
 "usage: kwh-annotate [--events LIST] [--filter EXPR]... [--ignore-ref REGEX]\n"
-"                    [--log DEST] [--log-level LEVEL] [--pull-request-actions LIST|all]\n"
-"                    [--set KEY=EXPR]...\n"
+"                    [--log DEST] [--log-format logfmt|json] [--log-level LEVEL]\n"
+"                    [--pull-request-actions LIST|all] [--set KEY=EXPR]...\n"
+"                    [--statsd HOST:PORT]\n"
 "       kwh-annotate --help | --version\n";
 
 int
@@ -24,7 +26,9 @@ main(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "pull-request-actions", required_argument, NULL, 'p' },
+		{ "log-format", required_argument, NULL, KWH_CLI_LOG_FORMAT },
 		{ "set", required_argument, NULL, 's' },
+		{ "statsd", required_argument, NULL, KWH_CLI_STATSD },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -46,6 +50,8 @@ main(int argc, char **argv)
 		case 'l': kwh_cli_log(optarg); break;
 		case 'L': kwh_cli_log_level(optarg); break;
 		case 'p': o.pr_actions = optarg; break;
+		case KWH_CLI_LOG_FORMAT: kwh_cli_log_format(optarg); break;
+		case KWH_CLI_STATSD: kwh_metrics_statsd(optarg); break;
 		case 's': sets[o.nsets++] = optarg; break;
 		case 'V': kwh_cli_version();
 		default: kwh_usage_error("unknown option");

@@ -7,13 +7,15 @@
 #include "cli.h"
 #include "env.h"
 #include "err.h"
+#include "metrics.h"
 
 static const char usage[] =
 "usage: kwh-apply [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
 "                 [--cache DIR] [--context NAME] [--deadline SECONDS]\n"
 "                 [--dedupe | --no-dedupe] [--dry-run[=client|server]]\n"
-"                 [--kubeconfig FILE] [--log DEST] [--log-level LEVEL] [--namespace NS]\n"
-"                 [--service-account-dir DIR]\n"
+"                 [--kubeconfig FILE] [--log DEST] [--log-format logfmt|json]\n"
+"                 [--log-level LEVEL]\n"
+"                 [--namespace NS] [--service-account-dir DIR] [--statsd HOST:PORT]\n"
 "       kwh-apply --help | --version\n";
 
 /* The stage when the configuration could not be loaded: every envelope
@@ -39,9 +41,11 @@ main(int argc, char **argv)
 		{ "kubeconfig", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "log-format", required_argument, NULL, KWH_CLI_LOG_FORMAT },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "no-dedupe", no_argument, NULL, 'u' },
 		{ "service-account-dir", required_argument, NULL, 'S' },
+		{ "statsd", required_argument, NULL, KWH_CLI_STATSD },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -71,6 +75,8 @@ main(int argc, char **argv)
 		case 'k': a.src.kubeconfig = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
 		case 'L': kwh_cli_log_level(optarg); break;
+		case KWH_CLI_LOG_FORMAT: kwh_cli_log_format(optarg); break;
+		case KWH_CLI_STATSD: kwh_metrics_statsd(optarg); break;
 		case 'n': a.namespace = optarg; break;
 		case 'u': a.no_dedupe = 1; break;
 		case 'S': a.src.sa_dir = optarg; break;

@@ -9,16 +9,18 @@
 #include "cli.h"
 #include "env.h"
 #include "err.h"
+#include "metrics.h"
 #include "fetch.h"
 
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
 "                 [--cache-max-bytes BYTES]\n"
 "                 [--insecure-skip-host-key-check] [--known-hosts FILE] [--log DEST]\n"
-"                 [--log-level LEVEL]\n"
+"                 [--log-format logfmt|json] [--log-level LEVEL]\n"
 "                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
 "                 [--path PATH]\n"
-"                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
+"                 [--remote TEMPLATE] [--ssh-key FILE] [--statsd HOST:PORT]\n"
+"                 [--timeout SECONDS]\n"
 "                 [--token-file FILE] [--use-git-url]\n"
 "       kwh-fetch --help | --version\n"
 "The HTTPS token may also come from the GITHUB_TOKEN environment variable\n"
@@ -37,12 +39,14 @@ main(int argc, char **argv)
 		{ "known-hosts", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "log-format", required_argument, NULL, KWH_CLI_LOG_FORMAT },
 		{ "max-manifest-bytes", required_argument, NULL, 'B' },
 		{ "max-objects", required_argument, NULL, 'O' },
 		{ "max-yaml-nodes", required_argument, NULL, 'N' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "remote", required_argument, NULL, 'r' },
 		{ "ssh-key", required_argument, NULL, 's' },
+		{ "statsd", required_argument, NULL, KWH_CLI_STATSD },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "token-file", required_argument, NULL, 'T' },
 		{ "use-git-url", no_argument, NULL, 'g' },
@@ -78,6 +82,8 @@ main(int argc, char **argv)
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
 		case 'L': kwh_cli_log_level(optarg); break;
+		case KWH_CLI_LOG_FORMAT: kwh_cli_log_format(optarg); break;
+		case KWH_CLI_STATSD: kwh_metrics_statsd(optarg); break;
 		case 'B': o.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
 		case 'O': o.max_objects = kwh_cli_size("--max-objects", optarg); break;
 		case 'N': o.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;

@@ -6,13 +6,15 @@
 
 #include "cli.h"
 #include "err.h"
+#include "metrics.h"
 #include "verify.h"
 
 static const char usage[] =
 "usage: kwh-verify [--allow-sha1] [--budget SECONDS] [--insecure] [--liveness-path PATH]\n"
-"                  [--log DEST] [--log-level LEVEL]\n"
+"                  [--log DEST] [--log-format logfmt|json] [--log-level LEVEL]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
-"                  [--max-json-values N] [--secret-file FILE]... [--timeout SECONDS]\n"
+"                  [--max-json-values N] [--secret-file FILE]... [--statsd HOST:PORT]\n"
+"                  [--timeout SECONDS]\n"
 "       kwh-verify --help | --version\n"
 "The secret may also come from the WEBHOOK_SECRET environment variable.\n";
 
@@ -27,11 +29,13 @@ main(int argc, char **argv)
 		{ "liveness-path", required_argument, NULL, 'a' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "log-format", required_argument, NULL, KWH_CLI_LOG_FORMAT },
 		{ "max-body", required_argument, NULL, 'B' },
 		{ "max-header-bytes", required_argument, NULL, 'H' },
 		{ "max-headers", required_argument, NULL, 'N' },
 		{ "max-json-values", required_argument, NULL, 'J' },
 		{ "secret-file", required_argument, NULL, 's' },
+		{ "statsd", required_argument, NULL, KWH_CLI_STATSD },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -40,6 +44,7 @@ main(int argc, char **argv)
 		.max_json_values = KWH_VERIFY_MAX_JSON_VALUES };
 	struct kwh_verify_out out;
 	int c, st;
+	long long t0;
 
 	kwh_err_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -51,6 +56,8 @@ main(int argc, char **argv)
 		case 'a': o.liveness_path = kwh_cli_liveness_path(optarg); break;
 		case 'l': kwh_cli_log(optarg); break;
 		case 'L': kwh_cli_log_level(optarg); break;
+		case KWH_CLI_LOG_FORMAT: kwh_cli_log_format(optarg); break;
+		case KWH_CLI_STATSD: kwh_metrics_statsd(optarg); break;
 		case 'B': o.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case 'H': o.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case 'N': o.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
@@ -69,7 +76,9 @@ main(int argc, char **argv)
 		    "(or --insecure to accept unsigned deliveries)");
 	kwh_pledge("stdio");
 
+	t0 = kwh_metrics_clock();
 	st = kwh_verify(&o, 0, &out);
+	kwh_metrics_stage(KWH_STAGE_VERIFY, t0);
 	kwh_secrets_wipe(&o.secrets);
 	if (kwh_verify_write(&out, 1) < 0)
 		kwh_die(KWH_EXIT_SYSTEM, "cannot write to stdout: %s", strerror(errno));

@@ -26,6 +26,19 @@ _kwh()
 		COMPREPLY=($(compgen -W 'client server' -- "$cur"))
 		return
 		;;
+	--log-format)
+		COMPREPLY=($(compgen -W 'logfmt json' -- "$cur"))
+		return
+		;;
+	--metrics-path)
+		COMPREPLY=($(compgen -W '/metrics none' -- "$cur"))
+		return
+		;;
+	--statsd)
+		# HOST:PORT
+		COMPREPLY=()
+		return
+		;;
 	--listen)
 		# [HOST:]PORT, or the socket systemd passes
 		COMPREPLY=($(compgen -W 'systemd' -- "$cur"))

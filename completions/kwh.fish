@@ -21,6 +21,12 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
                     complete -c $tool -l $opt -r -a '(__fish_complete_directories)'
                 case listen
                     complete -c $tool -l $opt -x -a 'systemd' -d '[HOST:]PORT or systemd'
+                case log-format
+                    complete -c $tool -l $opt -x -a 'logfmt json'
+                case metrics-path
+                    complete -c $tool -l $opt -x -a '/metrics none'
+                case statsd
+                    complete -c $tool -l $opt -x -d 'HOST:PORT'
                 case workers max-requests max-pending header-timeout backlog
                     complete -c $tool -l $opt -x
                 case help version

@@ -68,6 +68,13 @@ kwh_cli_token_env(struct kwh_buf *t, const char *var)
 	return r;
 }
 
+void
+kwh_cli_log_format(const char *name)
+{
+	if (kwh_log_format(name) < 0)
+		kwh_usage_error("--log-format: '%s' is neither logfmt nor json", name);
+}
+
 size_t
 kwh_cli_size(const char *opt, const char *arg)
 {

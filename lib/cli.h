@@ -5,6 +5,10 @@
 #include "buf.h"
 #include "sig.h"
 
+/* getopt_long codes of the options every stage shares. */
+#define KWH_CLI_LOG_FORMAT 0x1000	/* --log-format */
+#define KWH_CLI_STATSD 0x1001		/* --statsd */
+
 /* Prints usage (the man page SYNOPSIS) to stdout and exits 0. */
 void kwh_cli_help(const char *usage) __attribute__((noreturn));
 /* Prints "PROG (kwh) VERSION" and exits 0. */
@@ -22,6 +26,8 @@ void kwh_cli_log_level(const char *name);
  * either way, so that no child process and no later getenv sees it.
  */
 int kwh_cli_token_env(struct kwh_buf *t, const char *var);
+/* Sets the log's format (logfmt or json, see kwh_log_format) or dies with 100. */
+void kwh_cli_log_format(const char *name);
 /* Parses a non-negative number (with optional k, M, G suffix when size) for option opt, or dies with 100. */
 size_t kwh_cli_size(const char *opt, const char *arg);
 /* Parses seconds (decimals allowed) into milliseconds, or dies with 100. */

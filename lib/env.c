@@ -1,4 +1,5 @@
 #include "env.h"
+#include "metrics.h"
 #include "buf.h"
 #include "err.h"
 
@@ -197,7 +198,10 @@ kwh_env_loop(kwh_stage_fn fn, void *ctx)
 		if (rc < 0) {
 			code = KWH_EXIT_REFUSED;
 		} else if (!kwh_env_has_response(env)) {
+			long long t0 = kwh_metrics_clock();
+
 			env = fn(ctx, env);
+			kwh_metrics_stage(kwh_metrics_stage_of(kwh_progname), t0);
 			if (kwh_env_status(env) >= 400)
 				code = KWH_EXIT_REFUSED;
 		}

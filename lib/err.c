@@ -16,6 +16,7 @@ const char *kwh_progname = "kwh";
 
 static enum { LOG_TO_STDERR, LOG_TO_FD, LOG_TO_SYSLOG, LOG_TO_NONE } log_kind;
 static int log_fd = 2;
+static int log_json;	/* --log-format json */
 
 long long
 kwh_now_ms(void)
@@ -163,6 +164,45 @@ kwh_log_set_level(const char *name)
 	return -1;
 }
 
+int
+kwh_log_format(const char *name)
+{
+	if (!strcmp(name, "logfmt"))
+		log_json = 0;
+	else if (!strcmp(name, "json"))
+		log_json = 1;
+	else
+		return -1;
+	return 0;
+}
+
+/* The same fields as a JSON object: strings escaped by the envelope's own
+ * writer (control characters as \u00XX, invalid UTF-8 as U+FFFD), so that
+ * any delivery id or message makes one parsable line. */
+static void
+json_line(struct kwh_buf *b, const struct timeval *tv, const char *level,
+    const char *delivery, int status, const char *msg)
+{
+	struct tm tm;
+
+	kwh_buf_addc(b, '{');
+	if (tv) {
+		gmtime_r(&tv->tv_sec, &tm);
+		kwh_buf_printf(b, "\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, (long)tv->tv_usec / 1000);
+	}
+	kwh_buf_adds(b, "\"prog\":");
+	kwh_buf_add_json_string(b, kwh_progname, strlen(kwh_progname));
+	kwh_buf_printf(b, ",\"level\":\"%s\",\"delivery\":", level);
+	kwh_buf_add_json_string(b, delivery, strlen(delivery));
+	if (status)
+		kwh_buf_printf(b, ",\"status\":%d", status);
+	kwh_buf_adds(b, ",\"msg\":");
+	kwh_buf_add_json_string(b, msg, strlen(msg));
+	kwh_buf_addc(b, '}');
+}
+
 void
 kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
 {
@@ -178,19 +218,26 @@ kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	kwh_buf_vprintf(&msg, fmt, ap);
 	va_end(ap);
-	if (log_kind != LOG_TO_SYSLOG) {
+	if (log_json) {
+		if (log_kind != LOG_TO_SYSLOG)
+			gettimeofday(&tv, NULL);
+		json_line(&b, log_kind != LOG_TO_SYSLOG ? &tv : NULL, names[level + 1],
+		    delivery && *delivery ? delivery : "-", status, msg.data ? msg.data : "");
+	} else if (log_kind != LOG_TO_SYSLOG) {
 		gettimeofday(&tv, NULL);
 		gmtime_r(&tv.tv_sec, &tm);
 		kwh_buf_printf(&b, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		    tm.tm_min, tm.tm_sec, (long)tv.tv_usec / 1000);
 	}
-	kwh_buf_printf(&b, "prog=%s level=%s delivery=", kwh_progname, names[level + 1]);
-	logfmt_value(&b, delivery && *delivery ? delivery : "-");
-	if (status)
-		kwh_buf_printf(&b, " status=%d", status);
-	kwh_buf_adds(&b, " msg=");
-	logfmt_value(&b, msg.data ? msg.data : "");
+	if (!log_json) {
+		kwh_buf_printf(&b, "prog=%s level=%s delivery=", kwh_progname, names[level + 1]);
+		logfmt_value(&b, delivery && *delivery ? delivery : "-");
+		if (status)
+			kwh_buf_printf(&b, " status=%d", status);
+		kwh_buf_adds(&b, " msg=");
+		logfmt_value(&b, msg.data ? msg.data : "");
+	}
 	if (b.data) {
 		if (log_kind == LOG_TO_SYSLOG) {
 			syslog(level == KWH_LOG_ERROR ? LOG_ERR : level == KWH_LOG_WARN ? LOG_WARNING :

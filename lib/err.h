@@ -54,6 +54,13 @@ int kwh_log_set_level(const char *name);
 void kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * --log-format: "logfmt" (the default) or "json", one object per line
+ * with the same fields ({"ts":…,"prog":…,"level":…,"delivery":…,
+ * "status":N,"msg":…}).  0, or -1 for another name.
+ */
+int kwh_log_format(const char *name);
+
 /* Does nothing off OpenBSD; a place for pledge(2)-like restriction. */
 void kwh_pledge(const char *promises);
 

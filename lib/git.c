@@ -22,6 +22,7 @@
  * branch name.
  */
 #include "git.h"
+#include "metrics.h"
 #include "buf.h"
 #include "err.h"
 #include "sig.h"
@@ -755,6 +756,7 @@ struct net {
 	int tried_key, tried_token, tried_user;
 	int last_pct;
 	int deadline;		/* progress_cb stopped at the deadline */
+	size_t bytes;		/* received so far (the report carries it) */
 };
 
 /* Sets the host and port known_hosts lines name for an SSH URL. */
@@ -998,6 +1000,7 @@ progress_cb(const git_indexer_progress *s, void *payload)
 	struct net *n = payload;
 	int pct;
 
+	n->bytes = s->received_bytes;
 	if (kwh_now_ms() >= n->g->deadline) {
 		n->deadline = 1;
 		snprintf(n->msg, sizeof n->msg, "the deadline passed while fetching");
@@ -1104,6 +1107,7 @@ fail:
 		kwh_buf_printf(&out, "%s: %s", g->shown, git_msg());
 report:
 	kwh_write_all(fd, &status, 1);
+	dprintf(fd, "%zu ", n.bytes);	/* for the metrics (net_run, report_bytes) */
 	if (out.data)
 		kwh_write_all(fd, out.data, out.len);
 	/* tidy up, so that memory checkers following the fork see no leak */
@@ -1436,6 +1440,26 @@ evict(struct kwh_git *g)
 	kwh_buf_release(&p);
 }
 
+/* Takes the byte count after the status of net_child's report (status,
+ * decimal bytes, a space, the rest), leaving status and rest; returns it. */
+static unsigned long long
+report_bytes(struct kwh_buf *rep)
+{
+	unsigned long long n;
+	size_t drop;
+	char *end;
+
+	if (rep->len < 2 || !isdigit((unsigned char)rep->data[1]))
+		return 0;
+	n = strtoull(rep->data + 1, &end, 10);
+	if (*end != ' ')
+		return 0;
+	drop = (size_t)(end + 1 - rep->data) - 1;
+	memmove(rep->data + 1, end + 1, rep->len - 1 - drop + 1);	/* with the NUL */
+	rep->len -= drop;
+	return n;
+}
+
 /*
  * Runs net_child() in a forked child under the exclusive lock and waits
  * for it until the deadline.  0 (branch, when asked for, in *branch), or
@@ -1446,6 +1470,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
     struct kwh_buf *branch, char *err, size_t errlen)
 {
 	struct kwh_buf rep = KWH_BUF_INIT;
+	unsigned long long bytes;
 	int p[2], st, r, timed_out = 0;
 	pid_t pid, parent;
 	char tmp[4096];
@@ -1500,6 +1525,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 	close(p[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	bytes = report_bytes(&rep);
 	if (timed_out) {
 		/* the marker stays: the next open_repo() checks the entry */
 		seterr(err, errlen, "%s did not answer before the deadline", g->shown);
@@ -1523,6 +1549,7 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		    rep.data[0] == 'D' ? KWH_GIT_EDEADLINE : KWH_GIT_EREMOTE;
 	}
 	kwh_buf_release(&rep);
+	kwh_metrics_fetch(r, bytes);
 	if (!timed_out && r != KWH_GIT_ECACHE) {
 		/* a failed fetch leaves the repository as it was: clear the marker */
 		if (!timed_out && r != 0)

@@ -12,6 +12,7 @@
 #include "env.h"
 #include "err.h"
 #include "handle.h"
+#include "metrics.h"
 #include "respond.h"
 #include "spool.h"
 
@@ -28,15 +29,16 @@ static const char usage[] =
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--liveness-path PATH] [--listen [HOST]:PORT|PORT|systemd]\n"
-"                  [--log DEST] [--log-level LEVEL]\n"
+"                  [--log DEST] [--log-format logfmt|json] [--log-level LEVEL]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
 "                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
-"                  [--max-yaml-nodes N] [--namespace NS] [--path PATH]\n"
-"                  [--pull-request-actions LIST|all]\n"
+"                  [--max-yaml-nodes N] [--metrics-path PATH|none]\n"
+"                  [--namespace NS] [--path PATH] [--pull-request-actions LIST|all]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
-"                  [--ssh-key FILE] [--timeout SECONDS] [--token-file FILE]\n"
+"                  [--ssh-key FILE] [--statsd HOST:PORT] [--timeout SECONDS]\n"
+"                  [--token-file FILE]\n"
 "                  [--use-git-url] [--workers N]\n"
 "       kwh-handle --help | --version\n"
 "One request on stdin, its response on stdout; with --listen, a resident\n"
@@ -48,6 +50,7 @@ enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
+	O_LOG_FORMAT, O_METRICS_PATH, O_STATSD,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
 	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
@@ -82,6 +85,7 @@ static const struct option longopts[] = {
 	{ "liveness-path", required_argument, NULL, O_LIVENESS_PATH },
 	{ "log", required_argument, NULL, O_LOG },
 	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
@@ -91,6 +95,7 @@ static const struct option longopts[] = {
 	{ "max-pending", required_argument, NULL, O_MAX_PENDING },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES },
+	{ "metrics-path", required_argument, NULL, O_METRICS_PATH },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
 	{ "no-dedupe", no_argument, NULL, O_NO_DEDUPE },
 	{ "path", required_argument, NULL, O_PATH },
@@ -101,6 +106,7 @@ static const struct option longopts[] = {
 	{ "set", required_argument, NULL, O_SET },
 	{ "spool", required_argument, NULL, O_SPOOL },
 	{ "ssh-key", required_argument, NULL, O_SSH_KEY },
+	{ "statsd", required_argument, NULL, O_STATSD },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "token-file", required_argument, NULL, O_TOKEN_FILE },
 	{ "use-git-url", no_argument, NULL, O_USE_GIT_URL },
@@ -187,6 +193,13 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_LIVENESS_PATH: h->verify.liveness_path = kwh_cli_liveness_path(optarg); break;
 		case O_LOG: kwh_cli_log(optarg); break;
 		case O_LOG_LEVEL: kwh_cli_log_level(optarg); break;
+		case O_LOG_FORMAT: kwh_cli_log_format(optarg); break;
+		case O_METRICS_PATH:
+			if (optarg[0] != '/' && strcmp(optarg, "none"))
+				kwh_usage_error("--metrics-path: '%s' is neither a path (/...) nor none", optarg);
+			h->metrics_path = optarg;
+			break;
+		case O_STATSD: kwh_metrics_statsd(optarg); break;
 		case O_MAX_BODY: h->verify.limits.max_body = kwh_cli_size("--max-body", optarg); break;
 		case O_MAX_HEADER_BYTES: h->verify.limits.max_header_bytes = kwh_cli_size("--max-header-bytes", optarg); break;
 		case O_MAX_HEADERS: h->verify.limits.max_headers = kwh_cli_size("--max-headers", optarg); break;
@@ -249,6 +262,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--header-timeout: only with --listen");
 	if (!h->listen && max_pending)
 		kwh_usage_error("--max-pending: only with --listen");
+	if (!h->listen && h->metrics_path)
+		kwh_usage_error("--metrics-path: only with --listen");
 	if (!h->listen && backlog)
 		kwh_usage_error("--backlog: only with --listen");
 	h->annotate.filters = h->filters;
@@ -417,11 +432,13 @@ static jv
 stage(const char *name, kwh_stage_fn fn, void *ctx, jv env)
 {
 	const char *self = kwh_progname;
+	long long t0 = kwh_metrics_clock();
 
 	if (kwh_env_has_response(env))
 		return env;
 	kwh_progname = name;
 	env = fn(ctx, env);
+	kwh_metrics_stage(kwh_metrics_stage_of(name), t0);
 	kwh_progname = self;
 	return env;
 }
@@ -514,13 +531,18 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	struct kwh_buf resp = KWH_BUF_INIT;
 	int st, code, spool_failed = 0, unconfigured_used = 0;
 	const char *self;
+	long long t0;
 	jv env;
 
+	if (h->resident && kwh_metrics_answer(in, out))
+		return KWH_EXIT_OK;
 	if (h->resident)
 		reload_files(h);
 	self = kwh_progname;
 	kwh_progname = "kwh-verify";
+	t0 = kwh_metrics_clock();
 	kwh_verify(&h->verify, in, &v);
+	kwh_metrics_stage(KWH_STAGE_VERIFY, t0);
 	if (!h->resident)
 		kwh_secrets_wipe(&h->verify.secrets);
 	env = kwh_handle_envelope(&v);
@@ -545,11 +567,13 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	env = h->apply_ready ? stage("kwh-apply", kwh_apply, &h->apply, env) :
 	    stage("kwh-apply", unconfigured, h->apply_err, env);
 	kwh_progname = "kwh-respond";
+	t0 = kwh_metrics_clock();
 	if (h->spool)
 		env = kwh_spool_respond(h->spool, env, &spool_failed);
 	if (envp)
 		*envp = jv_copy(env);
-	st = kwh_respond(env, &resp);
+	st = kwh_respond(jv_copy(env), &resp);
+	kwh_metrics_delivery(env, st);
 	kwh_progname = self;
 	if (!resp.data || kwh_write_all(out, resp.data, resp.len) < 0) {
 		kwh_warn("cannot write the response: %s", strerror(errno));
@@ -557,6 +581,7 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 		return KWH_EXIT_SYSTEM;
 	}
 	kwh_buf_release(&resp);
+	kwh_metrics_stage(KWH_STAGE_RESPOND, t0);
 	code = st >= 400 ? KWH_EXIT_REFUSED : KWH_EXIT_OK;
 	return spool_failed || unconfigured_used ? KWH_EXIT_SYSTEM : code;
 }

@@ -40,6 +40,7 @@ struct kwh_handle {
 	long header_timeout_ms;		/* --header-timeout: the head read within */
 	size_t max_pending;		/* --max-pending N: connections held */
 	size_t backlog;			/* --backlog N: the listen queue */
+	const char *metrics_path;	/* --metrics-path PATH or "none", or NULL: /metrics */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */

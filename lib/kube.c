@@ -3,6 +3,7 @@
  * discovery with its disk cache.  See kube.h. */
 #include "env.h"
 #include "kube.h"
+#include "metrics.h"
 #include "http.h"
 #include "err.h"
 #include "yaml.h"
@@ -1010,6 +1011,7 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 		if (e == CURLE_OK) {
 			curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &code);
 			r->http = (int)code;
+			kwh_metrics_kube(r->http);
 			jv_free(r->body);
 			r->body = k->resp.len ? jv_parse_sized(k->resp.data, (int)k->resp.len) : jv_null();
 			if (jv_get_kind(r->body) != JV_KIND_OBJECT) {
@@ -1046,6 +1048,7 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 		} else {
 			const char *es = *errbuf ? errbuf : curl_easy_strerror(e);
 			r->http = 0;
+			kwh_metrics_kube(0);
 			if (e == CURLE_OPERATION_TIMEDOUT && kwh_now_ms() >= deadline_ms - 5) {
 				r->status = 504;
 				seterr(r->msg, sizeof r->msg, "the deadline passed waiting for %s (%d attempt%s "
@@ -1090,6 +1093,7 @@ kwh_kube_call(struct kwh_kube *k, struct kwh_kube_result *r, const char *method,
 			return r->status;
 		}
 		kwh_log(KWH_LOG_WARN, k->delivery, 0, "%s: %s; retrying in %lld ms", what, last, wait);
+		kwh_metrics_kube_retry();
 		{
 			struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
 			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)

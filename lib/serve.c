@@ -51,6 +51,7 @@
 #include "http.h"
 #include "handle.h"
 #include "kube.h"
+#include "metrics.h"
 
 #define LINGER_MS 1000		/* how long a finished connection may still send */
 #define LINGER_BYTES (1 << 20)
@@ -895,6 +896,17 @@ busy(void)
 	return r;
 }
 
+/* Requests read and waiting for a worker. */
+static size_t
+queued(void)
+{
+	size_t r = 0;
+
+	for (struct conn *c = A.qfirst; c; c = c->qnext)
+		r++;
+	return r;
+}
+
 static size_t
 running(const struct slot *w, size_t n)
 {
@@ -981,6 +993,10 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 	A.header_ms = h->header_timeout_ms;
 	A.max_pending = h->max_pending;
 	fit_descriptors(h, n);
+	/* before the first fork: the workers share one table of counts */
+	if (kwh_metrics_share() < 0)
+		kwh_log(KWH_LOG_WARN, NULL, 0, "metrics: each worker counts alone: mmap: %s", strerror(errno));
+	kwh_metrics_endpoint(h->metrics_path ? h->metrics_path : "/metrics", h->spool, h->fetch.git.cache_dir);
 	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	if ((A.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 || epoll_ctl(A.ep, EPOLL_CTL_ADD, lfd, &lev) < 0)
 		kwh_die(KWH_EXIT_SYSTEM, "epoll: %s", strerror(errno));
@@ -1040,6 +1056,7 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 				next = w[i].due - now > 0 ? w[i].due - now : 0;
 		}
 		dispatch();
+		kwh_metrics_server(busy(), queued(), running(w, n));
 		mnow = mono_ms();
 		if (A.next_due >= 0 && (next < 0 || A.next_due - mnow < next))
 			next = A.next_due - mnow > 0 ? A.next_due - mnow : 0;

@@ -29,3 +29,18 @@ load test_helper
 	assert_success
 	assert_output "$(printf -- '--secret-file\n--chunked')"
 }
+
+@test "bash and fish: --log-format completes its two values, --statsd no file name" {
+	run bash -c '
+		set -e
+		. "$TOP_DIR/completions/kwh.bash"
+		COMP_WORDS=(kwh-respond --log-format ""); COMP_CWORD=2; _kwh
+		printf "%s\n" "${COMPREPLY[@]}"
+		COMP_WORDS=(kwh-respond --statsd ""); COMP_CWORD=2; _kwh
+		echo "statsd: ${#COMPREPLY[@]}"'
+	assert_success
+	assert_output "$(printf 'logfmt\njson\nstatsd: 0')"
+	run fish --no-config -c "source '$TOP_DIR/completions/kwh.fish'; complete -C'kwh-handle --log-format '"
+	assert_success
+	assert_output "$(printf 'json\nlogfmt')"
+}
