@@ -146,3 +146,20 @@ env_created() {
 		'[["success","Workflow build-x7k2p Succeeded","https://argo.example/w/ci/build-x7k2p"]]'
 	run -100 kwh-status --token-file "$GITHUB_DIR/token" --state done --repo octo/app --sha "$SHA"
 }
+
+@test "examples/workflows/status-exit-handler.yaml: its exit handler's script, as Argo fills it in, reports the end" {
+	github_start
+	# the block scalar of the report step, its {{...}} filled in as Argo would
+	sed -n '/^      - |$/,/^      env:$/p' "$TOP_DIR/examples/workflows/status-exit-handler.yaml" |
+		sed '1d;$d; s/^        //' |
+		sed -e "s|{{workflow.status}}|Failed|g; s|{{workflow.name}}|ci-abc|g; s|{{workflow.namespace}}|ci|g" \
+		    -e "s|{{workflow.annotations.k8s-webhook-handler.io/repo_name}}|octo/app|g" \
+		    -e "s|{{workflow.annotations.k8s-webhook-handler.io/revision}}|$SHA|g" \
+		    -e "s|exec kwh-status|exec kwh-status --api-url $GITHUB_URL --ca-file $GITHUB_CA|" >"$TMP/report.sh"
+	grep -q 'kwh-status' "$TMP/report.sh"
+	GITHUB_TOKEN=$GITHUB_TEST_TOKEN run sh "$TMP/report.sh"
+	assert_success
+	run github_state
+	assert_equal "$(jq -c '.statuses | map([.state, .description, .target_url])' <<<"$output")" \
+		'[["failure","Workflow ci-abc Failed","https://argo.example/workflows/ci/ci-abc"]]'
+}
