@@ -122,7 +122,7 @@ env_created() {
 	assert_log_has "cannot report pending on octo/app@0123456789ab: cannot reach GitHub"
 }
 
-@test "the token never in the log, the request log or the environment of children" {
+@test "GITHUB_TOKEN used, and the token never in the log nor in what the server recorded" {
 	github_start
 	github_fault '{"count":1,"status":500}'
 	env_created >"$TMP/in"
