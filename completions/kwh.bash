@@ -56,4 +56,4 @@ _kwh()
 	fi
 }
 
-complete -F _kwh kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle
+complete -F _kwh kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle kwh-status

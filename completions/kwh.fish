@@ -5,13 +5,13 @@ function __kwh_options
     $argv[1] --help 2>/dev/null | string match -ar -- '--[a-z][a-z0-9-]*' | string replace -- '--' '' | sort -u
 end
 
-for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle
+for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle kwh-status
     complete -c $tool -f -a '(__fish_complete_path)'
     complete -c $tool -l help -d 'print the usage and exit'
     complete -c $tool -l version -d 'print the version and exit'
 end
 # Options that take a file or directory, for every tool that has them.
-for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle
+for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh-replay kwh-handle kwh-status
     if command -q $tool
         for opt in (__kwh_options $tool)
             switch $opt

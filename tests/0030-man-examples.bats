@@ -74,6 +74,7 @@ run_page() { # PAGE
 @test "kwh-apply(1) EXAMPLES run" { run_page "$TOP_DIR/man/kwh-apply.1"; }
 @test "kwh-replay(1) EXAMPLES run" { run_page "$TOP_DIR/man/kwh-replay.1"; }
 @test "kwh-handle(1) EXAMPLES run" { run_page "$TOP_DIR/man/kwh-handle.1"; }
+@test "kwh-status(1) EXAMPLES run" { run_page "$TOP_DIR/man/kwh-status.1"; }
 @test "every man page with EXAMPLES is covered above" {
 	covered=$(grep -o 'man/kwh-[a-z]*\.[17]' "$BATS_TEST_FILENAME" | sort -u)
 	for m in "$TOP_DIR"/man/*.[17]; do

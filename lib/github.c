@@ -1,0 +1,585 @@
+/* github.c — GitHub's REST API over libcurl; App JWTs with OpenSSL's EVP API. */
+#include "github.h"
+#include "env.h"
+#include "err.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jv.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define DEFAULT_API "https://api.github.com"
+
+int
+kwh_github_init(struct kwh_github *g)
+{
+	static int global;
+
+	if (!global) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		global = 1;
+	}
+	if (!g->api_url)
+		g->api_url = DEFAULT_API;
+	if (!g->max_answer)
+		g->max_answer = 1 << 20;
+	if (!(g->curl = curl_easy_init()))
+		return -1;
+	return 0;
+}
+
+void
+kwh_github_release(struct kwh_github *g)
+{
+	if (g->curl)
+		curl_easy_cleanup(g->curl);
+	g->curl = NULL;
+	EVP_PKEY_free(g->app_key);
+	g->app_key = NULL;
+	kwh_buf_wipe(&g->token);
+	kwh_buf_wipe(&g->inst_token);
+}
+
+int
+kwh_github_token_env(struct kwh_buf *t, const char *var)
+{
+	char *v = getenv(var);
+	int r = 0;
+
+	if (v && *v) {
+		kwh_buf_reset(t);
+		r = kwh_buf_adds(t, v) < 0 ? -1 : 1;
+		explicit_bzero(v, strlen(v));
+	}
+	unsetenv(var);
+	return r;
+}
+
+int
+kwh_github_app_key(struct kwh_github *g, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot open App key file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!k || EVP_PKEY_base_id(k) != EVP_PKEY_RSA) {
+		EVP_PKEY_free(k);
+		snprintf(err, errlen, "App key file '%s' holds no RSA private key in PEM "
+		    "(download one from the App's settings)", path);
+		return -1;
+	}
+	EVP_PKEY_free(g->app_key);
+	g->app_key = k;
+	return 0;
+}
+
+/* Appends p[0..n) in unpadded base64url (RFC 7515). */
+static int
+b64url(struct kwh_buf *out, const unsigned char *p, size_t n)
+{
+	size_t cap = 4 * ((n + 2) / 3) + 1, len;
+	char *s;
+
+	if (kwh_buf_grow(out, cap) < 0)
+		return -1;
+	s = out->data + out->len;
+	len = (size_t)EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	while (len && s[len - 1] == '=')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		s[i] = s[i] == '+' ? '-' : s[i] == '/' ? '_' : s[i];
+	out->len += len;
+	out->data[out->len] = '\0';
+	return 0;
+}
+
+int
+kwh_github_jwt(struct kwh_github *g, long long now_s, struct kwh_buf *out)
+{
+	static const char header[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
+	char claims[128];
+	unsigned char sig[1024];
+	size_t siglen = sizeof sig, start = out->len;
+	EVP_MD_CTX *md;
+	int n, ok;
+
+	if (!g->app_key)
+		return -1;
+	/* GitHub refuses an iat in its future and an exp more than 10 minutes
+	 * ahead: iat a minute back covers clock drift, exp is iat + 10 min. */
+	n = snprintf(claims, sizeof claims, "{\"iat\":%lld,\"exp\":%lld,\"iss\":\"%ld\"}",
+	    now_s - 60, now_s - 60 + 600, g->app_id);
+	if (b64url(out, (const unsigned char *)header, strlen(header)) < 0 ||
+	    kwh_buf_addc(out, '.') < 0 ||
+	    b64url(out, (const unsigned char *)claims, (size_t)n) < 0)
+		return -1;
+	if (!(md = EVP_MD_CTX_new()))
+		return -1;
+	ok = EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, g->app_key) == 1 &&
+	    EVP_DigestSign(md, sig, &siglen, (const unsigned char *)out->data + start,
+		out->len - start) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok || kwh_buf_addc(out, '.') < 0 || b64url(out, sig, siglen) < 0)
+		return -1;
+	return 0;
+}
+
+struct answer {
+	struct kwh_github *g;
+	struct kwh_buf *body;
+};
+
+static size_t
+on_body(char *p, size_t sz, size_t n, void *u)
+{
+	struct answer *a = u;
+
+	return kwh_buf_add(a->body, p, sz * n) < 0 ? 0 : sz * n;
+}
+
+/* A number after "name:" in header line p, or -1. */
+static long long
+header_num(const char *p, size_t len, const char *name)
+{
+	size_t k = strlen(name);
+	char tmp[32];
+	char *end;
+	long long v;
+
+	if (len <= k || strncasecmp(p, name, k))
+		return -1;
+	len -= k;
+	if (len >= sizeof tmp)
+		len = sizeof tmp - 1;
+	memcpy(tmp, p + k, len);
+	tmp[len] = '\0';
+	v = strtoll(tmp, &end, 10);
+	return end == tmp || v < 0 ? -1 : v;
+}
+
+static size_t
+on_header(char *p, size_t sz, size_t n, void *u)
+{
+	struct kwh_github *g = ((struct answer *)u)->g;
+	size_t len = sz * n;
+	long long v;
+
+	if ((v = header_num(p, len, "retry-after:")) >= 0)
+		g->retry_after = (long)v;
+	if ((v = header_num(p, len, "x-ratelimit-remaining:")) == 0)
+		g->ratelimit_out = 1;
+	if ((v = header_num(p, len, "x-ratelimit-reset:")) >= 0)
+		g->ratelimit_reset = v;
+	return len;
+}
+
+/* GitHub's "message" from an error answer, or a short text. */
+static void
+api_message(const struct kwh_buf *b, long status, char *err, size_t errlen)
+{
+	jv j = jv_parse_sized(b->data ? b->data : "", (int)b->len);
+	jv m = jv_get_kind(j) == JV_KIND_OBJECT ? jv_object_get(jv_copy(j), jv_string("message")) : jv_invalid();
+
+	if (jv_get_kind(m) == JV_KIND_STRING)
+		snprintf(err, errlen, "GitHub answered %ld: %.200s", status, jv_string_value(m));
+	else
+		snprintf(err, errlen, "GitHub answered %ld", status);
+	jv_free(m);
+	jv_free(j);
+}
+
+/* One request, retried within the deadline.  auth is the whole header value. */
+static int
+call(struct kwh_github *g, const char *method, const char *path, const char *body,
+    const char *auth, long long deadline_ms, struct kwh_buf *out, long *status,
+    char *err, size_t errlen)
+{
+	struct kwh_buf url = KWH_BUF_INIT, authz = KWH_BUF_INIT;
+	struct curl_slist *hl = NULL;
+	long long wait = 200;
+	int rc = -1;
+
+	kwh_buf_printf(&url, "%s%s", g->api_url, path);
+	kwh_buf_printf(&authz, "Authorization: %s", auth);
+	hl = curl_slist_append(hl, "Accept: application/vnd.github+json");
+	hl = curl_slist_append(hl, "X-GitHub-Api-Version: 2022-11-28");
+	hl = curl_slist_append(hl, "Content-Type: application/json");
+	hl = curl_slist_append(hl, authz.data);
+	kwh_buf_wipe(&authz);
+	for (int attempt = 1;; attempt++) {
+		struct answer a = { g, out };
+		char cerr[CURL_ERROR_SIZE] = "";
+		long long left = deadline_ms - kwh_now_ms();
+		CURLcode cc;
+		int retry;
+
+		if (left <= 0) {
+			if (!*err)
+				snprintf(err, errlen, "no time left to call GitHub");
+			break;
+		}
+		kwh_buf_reset(out);
+		out->max = g->max_answer;
+		g->retry_after = -1;
+		g->ratelimit_out = 0;
+		g->ratelimit_reset = 0;
+		*status = 0;
+		curl_easy_reset(g->curl);
+		curl_easy_setopt(g->curl, CURLOPT_URL, url.data);
+		curl_easy_setopt(g->curl, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(g->curl, CURLOPT_CUSTOMREQUEST, method);
+		if (body) {
+			curl_easy_setopt(g->curl, CURLOPT_POSTFIELDS, body);
+			curl_easy_setopt(g->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		}
+		curl_easy_setopt(g->curl, CURLOPT_TIMEOUT_MS, (long)left);
+		curl_easy_setopt(g->curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(g->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(g->curl, CURLOPT_USERAGENT, "kwh/" KWH_VERSION);
+		curl_easy_setopt(g->curl, CURLOPT_ERRORBUFFER, cerr);
+		curl_easy_setopt(g->curl, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, &a);
+		curl_easy_setopt(g->curl, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(g->curl, CURLOPT_HEADERDATA, &a);
+		if (g->ca_file)
+			curl_easy_setopt(g->curl, CURLOPT_CAINFO, g->ca_file);
+		cc = curl_easy_perform(g->curl);
+		if (cc == CURLE_OK) {
+			curl_easy_getinfo(g->curl, CURLINFO_RESPONSE_CODE, status);
+			if (*status >= 200 && *status < 300) {
+				rc = 0;
+				break;
+			}
+			api_message(out, *status, err, errlen);
+			retry = *status >= 500 || ((*status == 403 || *status == 429) &&
+			    (g->ratelimit_out || g->retry_after >= 0));
+		} else {
+			snprintf(err, errlen, "cannot reach GitHub at %s: %s", g->api_url,
+			    *cerr ? cerr : curl_easy_strerror(cc));
+			retry = cc != CURLE_WRITE_ERROR;
+			if (cc == CURLE_WRITE_ERROR)
+				snprintf(err, errlen, "GitHub's answer is larger than %zu bytes", g->max_answer);
+		}
+		if (!retry)
+			break;
+		/* Retry-After wins, then the rate limit's reset time, else back off. */
+		if (g->retry_after >= 0)
+			wait = g->retry_after * 1000LL;
+		else if (g->ratelimit_out && g->ratelimit_reset)
+			wait = g->ratelimit_reset * 1000LL - kwh_now_ms() + 100;
+		if (wait < 0)
+			wait = 0;
+		if (kwh_now_ms() + wait >= deadline_ms) {
+			kwh_log(KWH_LOG_WARN, g->delivery, 0, "%s; not retried: the deadline is closer than the wait (%lld ms)", err, wait);
+			break;
+		}
+		kwh_log(KWH_LOG_WARN, g->delivery, 0, "%s; retry %d in %lld ms", err, attempt, wait);
+		{
+			struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
+		wait = wait < 2000 ? wait * 2 : 4000;
+	}
+	curl_slist_free_all(hl);
+	kwh_buf_release(&url);
+	return rc;
+}
+
+/* "2026-11-26T07:49:08Z" to epoch milliseconds, or 0. */
+static long long
+iso_ms(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	return end && !*end ? (long long)timegm(&tm) * 1000 : 0;
+}
+
+/* An installation token for inst, from the cache or asked for with a JWT. */
+static int
+installation_token(struct kwh_github *g, long inst, long long deadline_ms, char *err, size_t errlen)
+{
+	struct kwh_buf jwt = KWH_BUF_INIT, auth = KWH_BUF_INIT, ans = KWH_BUF_INIT, path = KWH_BUF_INIT;
+	long status;
+	int rc = -1;
+	jv j;
+
+	/* a minute of margin: a call that starts now must not meet an expired token */
+	if (g->inst_token.len && g->inst_for == inst && g->inst_expires_ms - 60000 > kwh_now_ms())
+		return 0;
+	if (kwh_github_jwt(g, kwh_now_ms() / 1000, &jwt) < 0) {
+		snprintf(err, errlen, "cannot sign the App's JWT with its key");
+		return -1;
+	}
+	kwh_buf_printf(&auth, "Bearer %s", jwt.data);
+	kwh_buf_wipe(&jwt);
+	kwh_buf_printf(&path, "/app/installations/%ld/access_tokens", inst);
+	g->tokens_fetched++;
+	if (call(g, "POST", path.data, NULL, auth.data, deadline_ms, &ans, &status, err, errlen) < 0) {
+		size_t l = strlen(err);
+		snprintf(err + l, errlen - l, " (asking for an installation token of installation %ld, App %ld)", inst, g->app_id);
+		goto out;
+	}
+	j = jv_parse_sized(ans.data ? ans.data : "", (int)ans.len);
+	if (jv_get_kind(j) == JV_KIND_OBJECT) {
+		jv t = jv_object_get(jv_copy(j), jv_string("token"));
+		jv e = jv_object_get(jv_copy(j), jv_string("expires_at"));
+
+		if (jv_get_kind(t) == JV_KIND_STRING && jv_get_kind(e) == JV_KIND_STRING) {
+			kwh_buf_wipe(&g->inst_token);
+			if (kwh_buf_adds(&g->inst_token, jv_string_value(t)) == 0) {
+				g->inst_for = inst;
+				g->inst_expires_ms = iso_ms(jv_string_value(e));
+				rc = 0;
+			}
+		}
+		jv_free(t);
+		jv_free(e);
+	}
+	jv_free(j);
+	if (rc < 0)
+		snprintf(err, errlen, "GitHub's installation token answer has no token and expires_at");
+out:
+	kwh_buf_wipe(&ans);
+	kwh_buf_wipe(&auth);
+	kwh_buf_release(&path);
+	return rc;
+}
+
+int
+kwh_github_request(struct kwh_github *g, const char *method, const char *path,
+    const char *body, long installation, long long deadline_ms,
+    struct kwh_buf *answer, long *status, char *err, size_t errlen)
+{
+	struct kwh_buf auth = KWH_BUF_INIT;
+	int rc;
+
+	*err = '\0';
+	*status = 0;
+	if (g->app_id && g->app_key) {
+		long inst = g->installation_id ? g->installation_id : installation;
+
+		if (inst <= 0) {
+			snprintf(err, errlen, "no installation id: the payload has no installation.id "
+			    "(give --installation-id)");
+			return -1;
+		}
+		if (installation_token(g, inst, deadline_ms, err, errlen) < 0)
+			return -1;
+		kwh_buf_printf(&auth, "token %s", g->inst_token.data);
+	} else if (g->token.len) {
+		kwh_buf_printf(&auth, "Bearer %s", g->token.data);
+	} else {
+		snprintf(err, errlen, "no GitHub credentials (give --token-file, GITHUB_TOKEN, or --app-id and --app-key-file)");
+		return -1;
+	}
+	if (!auth.data) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = call(g, method, path, body, auth.data, deadline_ms, answer, status, err, errlen);
+	kwh_buf_wipe(&auth);
+	return rc;
+}
+
+/* ---- reporting outcomes ------------------------------------------------- */
+
+/* Appends tmpl to out with each {key} replaced by vals[key] (a jv object). */
+static void
+expand(struct kwh_buf *out, const char *tmpl, jv vals)
+{
+	for (const char *p = tmpl; *p; p++) {
+		const char *e = *p == '{' ? strchr(p, '}') : NULL;
+		jv v;
+
+		if (!e) {
+			kwh_buf_addc(out, *p);
+			continue;
+		}
+		v = jv_object_get(jv_copy(vals), jv_string_sized(p + 1, (int)(e - p - 1)));
+		if (jv_get_kind(v) == JV_KIND_STRING)
+			kwh_buf_adds(out, jv_string_value(v));
+		else
+			kwh_buf_add(out, p, (size_t)(e - p + 1));
+		jv_free(v);
+		p = e;
+	}
+}
+
+int
+kwh_github_report(struct kwh_github *g, const struct kwh_github_report *r,
+    const char *repo, const char *sha, const char *state, const char *description,
+    const char *target_url, long installation, long long deadline_ms)
+{
+	struct kwh_buf path = KWH_BUF_INIT, ans = KWH_BUF_INIT;
+	char err[512], desc[141];
+	const char *ctx = r->context ? r->context : "kwh";
+	jv body = jv_object();
+	long status;
+	int rc;
+
+	/* GitHub takes at most 140 characters of description */
+	snprintf(desc, sizeof desc, "%s", description ? description : "");
+	if (!r->check_run) {
+		body = jv_object_set(body, jv_string("state"), jv_string(state));
+		body = jv_object_set(body, jv_string("context"), jv_string(ctx));
+		body = jv_object_set(body, jv_string("description"), jv_string(desc));
+		if (target_url && *target_url)
+			body = jv_object_set(body, jv_string("target_url"), jv_string(target_url));
+		kwh_buf_printf(&path, "/repos/%s/statuses/%s", repo, sha);
+	} else {
+		jv out = jv_object_set(jv_object(), jv_string("title"), jv_string(desc));
+
+		out = jv_object_set(out, jv_string("summary"), jv_string(description ? description : ""));
+		body = jv_object_set(body, jv_string("name"), jv_string(ctx));
+		body = jv_object_set(body, jv_string("head_sha"), jv_string(sha));
+		if (!strcmp(state, "pending"))
+			body = jv_object_set(body, jv_string("status"), jv_string("in_progress"));
+		else {
+			body = jv_object_set(body, jv_string("status"), jv_string("completed"));
+			body = jv_object_set(body, jv_string("conclusion"),
+			    jv_string(!strcmp(state, "error") ? "failure" : state));
+		}
+		body = jv_object_set(body, jv_string("output"), out);
+		if (target_url && *target_url)
+			body = jv_object_set(body, jv_string("details_url"), jv_string(target_url));
+		kwh_buf_printf(&path, "/repos/%s/check-runs", repo);
+	}
+	body = jv_dump_string(body, 0);
+	rc = kwh_github_request(g, "POST", path.data, jv_string_value(body), installation,
+	    deadline_ms, &ans, &status, err, sizeof err);
+	if (rc < 0)
+		kwh_log(KWH_LOG_WARN, g->delivery, 0, "cannot report %s on %s@%.12s: %s", state, repo, sha, err);
+	else
+		kwh_log(KWH_LOG_INFO, g->delivery, 0, "reported %s on %s@%.12s as %s '%s'", state, repo, sha,
+		    r->check_run ? "check run" : "commit status", ctx);
+	jv_free(body);
+	kwh_buf_release(&path);
+	kwh_buf_release(&ans);
+	return rc;
+}
+
+int
+kwh_github_report_env(struct kwh_github *g, const struct kwh_github_report *r, jv env)
+{
+	jv payload = jv_object_get(jv_copy(env), jv_string("payload"));
+	jv ann = jv_object_get(jv_copy(env), jv_string("annotations"));
+	jv resp = jv_object_get(jv_copy(env), jv_string("response"));
+	jv results = jv_object_get(jv_copy(env), jv_string("results"));
+	jv vals = jv_object(), d;
+	const char *repo = NULL, *sha = NULL, *state = NULL;
+	struct kwh_buf desc = KWH_BUF_INIT, url = KWH_BUF_INIT;
+	long installation = 0;
+	long long deadline;
+	int status = kwh_env_status(env), rc = 0;
+
+	if (jv_get_kind(payload) == JV_KIND_OBJECT) {
+		jv repoo = jv_object_get(jv_copy(payload), jv_string("repository"));
+		jv inst = jv_object_get(jv_copy(payload), jv_string("installation"));
+
+		if (jv_get_kind(repoo) == JV_KIND_OBJECT) {
+			jv fn = jv_object_get(jv_copy(repoo), jv_string("full_name"));
+			if (jv_get_kind(fn) == JV_KIND_STRING)
+				vals = jv_object_set(vals, jv_string("repo"), jv_copy(fn));
+			jv_free(fn);
+		}
+		if (jv_get_kind(inst) == JV_KIND_OBJECT) {
+			jv id = jv_object_get(jv_copy(inst), jv_string("id"));
+			if (jv_get_kind(id) == JV_KIND_NUMBER)
+				installation = (long)jv_number_value(id);
+			jv_free(id);
+		}
+		jv_free(repoo);
+		jv_free(inst);
+	}
+	{
+		/* the revision kwh-annotate found (push: after; check_run: head_sha) */
+		jv rev = jv_get_kind(ann) == JV_KIND_OBJECT ?
+		    jv_object_get(jv_copy(ann), jv_string("k8s-webhook-handler.io/revision")) : jv_invalid();
+		if (jv_get_kind(rev) != JV_KIND_STRING && jv_get_kind(payload) == JV_KIND_OBJECT) {
+			jv_free(rev);
+			rev = jv_object_get(jv_copy(payload), jv_string("after"));
+		}
+		if (jv_get_kind(rev) == JV_KIND_STRING && jv_string_length_bytes(jv_copy(rev)) == 40 &&
+		    strspn(jv_string_value(rev), "0123456789abcdef") == 40)
+			vals = jv_object_set(vals, jv_string("sha"), jv_copy(rev));
+		jv_free(rev);
+	}
+	d = jv_object_get(jv_copy(env), jv_string("delivery"));
+	if (jv_get_kind(d) == JV_KIND_STRING)
+		vals = jv_object_set(vals, jv_string("delivery"), d);
+	else
+		jv_free(d);
+	repo = kwh_jv_str(vals, "repo");
+	sha = kwh_jv_str(vals, "sha");
+	if (!repo || !sha || !strchr(repo, '/'))
+		goto out;	/* nothing to report on: ping, delete, no commit */
+	{
+		jv msg = jv_get_kind(resp) == JV_KIND_OBJECT ?
+		    jv_object_get(jv_copy(resp), jv_string("message")) : jv_invalid();
+		const char *m = jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "";
+
+		if (status >= 500) {
+			state = "error";
+			kwh_buf_printf(&desc, "kwh failed (%d): %s", status, m);
+		} else if (status >= 400) {
+			state = "failure";
+			kwh_buf_printf(&desc, "kwh refused (%d): %s", status, m);
+		} else if (status == 202) {
+			if (r->report_skipped) {
+				state = "success";
+				kwh_buf_printf(&desc, "kwh skipped it: %s", m);
+			}
+		} else if (jv_get_kind(results) == JV_KIND_ARRAY) {
+			/* the first object created; its name and namespace go into the link */
+			jv_array_foreach(results, i, e) {
+				if (!state && jv_get_kind(e) == JV_KIND_OBJECT) {
+					const char *n = kwh_jv_str(e, "name"), *ns = kwh_jv_str(e, "namespace"),
+					    *k = kwh_jv_str(e, "kind");
+					state = "pending";
+					kwh_buf_printf(&desc, "%s %s created", k ? k : "object", n ? n : "?");
+					if (n) vals = jv_object_set(vals, jv_string("name"), jv_string(n));
+					if (ns) vals = jv_object_set(vals, jv_string("namespace"), jv_string(ns));
+					if (k) vals = jv_object_set(vals, jv_string("kind"), jv_string(k));
+				}
+				jv_free(e);
+				(void)i;
+			}
+		}
+		jv_free(msg);
+	}
+	if (!state)
+		goto out;
+	if (r->target_url && !strcmp(state, "pending"))
+		expand(&url, r->target_url, vals);
+	deadline = kwh_now_ms() + r->timeout_ms;
+	{
+		jv dl = jv_object_get(jv_copy(env), jv_string("deadline"));
+		/* the answer must not wait for the report beyond the chain's deadline */
+		if (jv_get_kind(dl) == JV_KIND_NUMBER && (long long)jv_number_value(dl) - 500 < deadline)
+			deadline = (long long)jv_number_value(dl) - 500;
+		jv_free(dl);
+	}
+	rc = kwh_github_report(g, r, repo, sha, state, desc.data, url.data, installation, deadline);
+out:
+	kwh_buf_release(&desc);
+	kwh_buf_release(&url);
+	jv_free(vals);
+	jv_free(payload);
+	jv_free(ann);
+	jv_free(resp);
+	jv_free(results);
+	return rc;
+}

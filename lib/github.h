@@ -1,0 +1,105 @@
+/* github.h — a small client for GitHub's REST API (api.github.com or an Enterprise server). */
+#ifndef KWH_GITHUB_H
+#define KWH_GITHUB_H
+#include <stddef.h>
+#include <jv.h>
+#include "buf.h"
+
+/*
+ * Options and state of one client.  Set the options (borrowed strings),
+ * then call kwh_github_init(); kwh_github_release() frees what the client
+ * owns, wiping the tokens.  Authentication is a personal token (token) or a
+ * GitHub App (app_id and a key from kwh_github_app_key()), whose
+ * installation tokens are cached in memory until a minute before they
+ * expire.  The token never goes to a log or a message.
+ */
+struct kwh_github {
+	const char *api_url;	/* default https://api.github.com */
+	const char *ca_file;	/* NULL: the system's CAs */
+	const char *delivery;	/* for the log lines, or NULL */
+	size_t max_answer;	/* bytes, default 1 MiB */
+	struct kwh_buf token;	/* a personal token, owned */
+	long app_id;		/* 0: no App */
+	void *app_key;		/* EVP_PKEY, owned */
+	long installation_id;	/* 0: from each call */
+	/* private */
+	void *curl;
+	struct kwh_buf inst_token;
+	long inst_for;
+	long long inst_expires_ms;
+	long retry_after;	/* seconds, from the last answer, or -1 */
+	long long ratelimit_reset;	/* epoch seconds, or 0 */
+	int ratelimit_out;
+	int tokens_fetched;	/* how many installation tokens were asked for */
+};
+#define KWH_GITHUB_INIT { 0 }
+
+int kwh_github_init(struct kwh_github *g);
+void kwh_github_release(struct kwh_github *g);
+
+/*
+ * Moves the token in environment variable var, when set and not empty,
+ * into t (reset first), wipes it and removes it from the environment so
+ * that no child sees it.  1 when taken, 0 when there was none, -1 out of
+ * memory.
+ */
+int kwh_github_token_env(struct kwh_buf *t, const char *var);
+
+/* Reads the App's private key (PEM).  0, or -1 with why in err. */
+int kwh_github_app_key(struct kwh_github *g, const char *path, char *err, size_t errlen);
+
+/*
+ * Makes the JWT that authenticates as the App: RS256, iat 60 s in the
+ * past, exp 10 minutes after iat, iss the App id.  Appended to out.  0/-1.
+ */
+int kwh_github_jwt(struct kwh_github *g, long long now_s, struct kwh_buf *out);
+
+/*
+ * METHOD path (e.g. "/repos/o/r/statuses/SHA") with body (JSON or NULL),
+ * authenticated by the personal token, or by an installation token of
+ * installation (g->installation_id when set, else installation), before
+ * deadline_ms (epoch milliseconds).  5xx answers, connection failures and
+ * rate limits (403 or 429 with x-ratelimit-remaining 0 or Retry-After) are
+ * retried while the deadline allows, waiting as Retry-After or
+ * x-ratelimit-reset says.  The answer's body goes to answer (at most
+ * max_answer bytes) and its status to *status.  Returns 0 when GitHub
+ * answered 2xx, else -1 with a message in err (GitHub's message, never the
+ * token).
+ */
+int kwh_github_request(struct kwh_github *g, const char *method, const char *path,
+    const char *body, long installation, long long deadline_ms,
+    struct kwh_buf *answer, long *status, char *err, size_t errlen);
+
+#endif
+
+/*
+ * What kwh-status reports: a commit status (check_run 0) or a check run,
+ * with context/name, a target URL template ({namespace}, {name}, {kind},
+ * {delivery}, {repo}, {sha} replaced) and whether skipped deliveries
+ * (202) are reported too.
+ */
+struct kwh_github_report {
+	int check_run;
+	const char *context;
+	const char *target_url;
+	int report_skipped;
+	long timeout_ms;	/* when the envelope has no deadline */
+};
+
+/*
+ * Reports one envelope's outcome on its commit (borrows env): pending with
+ * the created Workflow's name and link, failure (4xx) or error (5xx) with
+ * kwh's message; nothing for a skipped delivery (unless report_skipped),
+ * nor for one without a repository and commit.  A failure to report is
+ * logged and returned as -1; 0 reported or nothing to report.
+ */
+int kwh_github_report_env(struct kwh_github *g, const struct kwh_github_report *r, jv env);
+
+/*
+ * Reports state (pending, success, failure, error) with description on
+ * repo (OWNER/REPO) at sha: the standalone mode, e.g. from a Workflow's
+ * exit handler.  0, or -1 with the reason logged.
+ */
+int kwh_github_report(struct kwh_github *g, const struct kwh_github_report *r,
+    const char *repo, const char *sha, const char *state, const char *description,
+    const char *target_url, long installation, long long deadline_ms);
