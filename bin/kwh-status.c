@@ -87,8 +87,7 @@ main(int argc, char **argv)
 	if (!state && (repo || sha || desc))
 		kwh_usage_error("--repo, --sha and --description go with --state");
 	/* the token is taken out of the environment whatever else is given */
-	if (kwh_github_token_env(&g.token, "GITHUB_TOKEN") < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+	kwh_cli_token_env(&g.token, "GITHUB_TOKEN");
 	if (token_file && kwh_cli_token_read(token_file, &g.token, err, sizeof err) < 0)
 		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
 	if (key_file && kwh_github_app_key(&g, key_file, err, sizeof err) < 0)

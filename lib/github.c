@@ -47,21 +47,6 @@ kwh_github_release(struct kwh_github *g)
 }
 
 int
-kwh_github_token_env(struct kwh_buf *t, const char *var)
-{
-	char *v = getenv(var);
-	int r = 0;
-
-	if (v && *v) {
-		kwh_buf_reset(t);
-		r = kwh_buf_adds(t, v) < 0 ? -1 : 1;
-		explicit_bzero(v, strlen(v));
-	}
-	unsetenv(var);
-	return r;
-}
-
-int
 kwh_github_app_key(struct kwh_github *g, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");

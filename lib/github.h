@@ -37,14 +37,6 @@ struct kwh_github {
 int kwh_github_init(struct kwh_github *g);
 void kwh_github_release(struct kwh_github *g);
 
-/*
- * Moves the token in environment variable var, when set and not empty,
- * into t (reset first), wipes it and removes it from the environment so
- * that no child sees it.  1 when taken, 0 when there was none, -1 out of
- * memory.
- */
-int kwh_github_token_env(struct kwh_buf *t, const char *var);
-
 /* Reads the App's private key (PEM).  0, or -1 with why in err. */
 int kwh_github_app_key(struct kwh_github *g, const char *path, char *err, size_t errlen);
 
