@@ -59,10 +59,10 @@ deliver() {
 # appeared T0: seconds from T0 (ms) until the API server holds an object,
 # or "none within COLD_WAIT s" after the answer
 appeared() {
-	local k=$((COLD_WAIT * 5))
-	while [ "$k" -gt 0 ]; do
+	local end=$(( $(ms) + COLD_WAIT * 1000 ))
+	while [ "$(ms)" -lt "$end" ]; do
 		[ "$(objects)" -gt 0 ] && { awk -v a="$(ms)" -v b="$1" 'BEGIN { printf "%.2f s\n", (a - b) / 1000 }'; return; }
-		sleep 0.2; k=$((k - 1))
+		sleep 0.2
 	done
 	echo "none within ${COLD_WAIT} s of the answer"
 }
