@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench/peers.sh [KWH_REQUESTS [SCRIPT_REQUESTS]] — kwh against what people
+# bench/peers.sh [KWH_REQUESTS [SCRIPT_REQUESTS [LISTEN_REQUESTS]]] — kwh against what people
 # use instead, side by side on 127.0.0.1, with the test API server over TLS
 # (tests/k8s-apiserver) and a local git daemon, at concurrency 1 and 8
 # (and 32 for the resident server and webhook, issue 16),
@@ -22,7 +22,9 @@
 # Every kwh request really creates a Workflow (--no-dedupe: ab sends one
 # signed request, which deduplication would create once); the script
 # counts them.  Bounded: fixed request counts (default 100 for kwh and the
-# floor, 40 for the kubectl script), each ab run under a 150 s timeout.
+# floor, 40 for the kubectl script, 1000 for the resident server: at 1,000
+# req/s a run of 100 lasts a tenth of a second, too short to say much on a
+# shared machine), each ab run under a 150 s timeout.
 # Stage-by-stage figures: bench/verify.sh, annotate.sh, fetch.sh, apply.sh.
 #
 # Where the time went (2026-11-26, this 2-CPU VM, before kwh-fetch deferred
@@ -43,6 +45,7 @@
 set -eu
 n_kwh=${1:-100}
 n_script=${2:-40}
+n_listen=${3:-1000}
 [ "$n_kwh" -ge 32 ] && [ "$n_script" -ge 32 ] || { echo "peers.sh: at least 32 requests (concurrency 32)" >&2; exit 100; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 KWH_BIN=${KWH_BIN:-$top/bin}
@@ -165,13 +168,13 @@ start=$(date +%s)
 for c in 1 8; do
 	run kwh-chain "http://127.0.0.1:$PORT_chain/" "$n_kwh" "$c"
 	run kwh-handle "http://127.0.0.1:$PORT_handle/" "$n_kwh" "$c"
-	run kwh-handle-listen "http://127.0.0.1:$PORT_listen/" "$n_kwh" "$c"
+	run kwh-handle-listen "http://127.0.0.1:$PORT_listen/" "$n_listen" "$c"
 	run floor-5-procs "http://127.0.0.1:$PORT_floor/" "$n_kwh" "$c"
 	run floor-1-proc "http://127.0.0.1:$PORT_floor1/" "$n_kwh" "$c"
 	run webhook+true "http://127.0.0.1:$wport/hooks/true" "$n_kwh" "$c"
 	run webhook+git+kubectl "http://127.0.0.1:$wport/hooks/deploy" "$n_script" "$c"
 done
-run kwh-handle-listen "http://127.0.0.1:$PORT_listen/" "$n_kwh" 32
+run kwh-handle-listen "http://127.0.0.1:$PORT_listen/" "$n_listen" 32
 run webhook+true "http://127.0.0.1:$wport/hooks/true" "$n_kwh" 32
 run webhook+git+kubectl "http://127.0.0.1:$wport/hooks/deploy" "$n_script" 32
 elapsed=$(( $(date +%s) - start ))
