@@ -26,7 +26,7 @@ repo=$(gen_repo 200 2000 "$FETCHES")
 mkdir -p "$d/srv/octo"
 ln -s "$repo" "$d/srv/octo/repo.git"
 serve_repos "$d/srv"
-remote=git://127.0.0.1:$gport/{full_name}.git
+remote="git://127.0.0.1:$gport/{full_name}.git"
 # envelope REV REF: what kwh-annotate hands kwh-fetch
 envelope() {
 	jq -nc --arg rev "$1" --arg ref "$2" '{kwh: 1, delivery: "bench",

@@ -39,7 +39,8 @@ bench_secret
 
 # run NAME URL: the deliveries, and the objects they made
 run() {
-	local before=$(objects)
+	local before
+	before=$(objects)
 	python3 "$top/bench/deliver.py" "$2" "$d/secret" "$top/tests/fixtures/github/push-payload.json" \
 		"$d/plan" conc "$REPOS_CONC" 60 "$d/res-$1" | sed 's/^/  /'
 	echo "  objects created: $(( $(objects) - before )) (deliveries: $REPOS)"
