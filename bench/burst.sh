@@ -16,7 +16,9 @@
 # Environment: KWH_BIN, WEBHOOK, KUBECTL, BURST_ARGS (more kwh-handle
 # options, e.g. "--spool DIR --backlog 2048"), BURST_TIMEOUT (a delivery
 # gives up after this many seconds, default 60), BURST_WEBHOOK=0 skips
-# webhook.  Bounded: every delivery BURST_TIMEOUT, webhook and the scripts
+# webhook; BURST_SPOOL=1 gives kwh-handle --spool and, after the bursts,
+# runs kwh-replay over it (what a person or a timer does today) and counts
+# the objects again.  Bounded: every delivery BURST_TIMEOUT, webhook and the scripts
 # it started are stopped after its bursts.
 # Targets: every delivery answered within 10 s of its arrival, no resets,
 # none lost, none created twice.
@@ -66,8 +68,10 @@ burst() {
 
 echo "burst: $(machine)"
 echo "repository: 200 commits and $BURST_BRANCHES branches; each burst arrives within ${BURST_SPREAD} s"
+spool=()
+[ "${BURST_SPOOL:-0}" = 0 ] || { mkdir -m 700 "$d/spool-burst"; spool=(--spool "$d/spool-burst"); }
 # shellcheck disable=SC2086
-start_listen burst ${BURST_ARGS:-}
+start_listen burst "${spool[@]}" ${BURST_ARGS:-}
 python3 "$top/bench/deliver.py" "http://127.0.0.1:$lport/" "$d/secret" \
 	"$top/tests/fixtures/github/push-payload.json" "$d/plan-warm" conc 1 60 "$d/res-warm" >/dev/null
 sleep 1
@@ -79,6 +83,11 @@ burst kwh-branches "http://127.0.0.1:$lport/" "$d/plan-branches"
 echo "kwh-handle --listen workers after:  $(workers_rss "$lpid")"
 echo "kwh log: $(grep -c . "$d/kwh-burst.log") lines; by level: $(grep -o 'level=[a-z]*' "$d/kwh-burst.log" | sort | uniq -c | tr -s ' \n' ' ')"
 kill "$lpid"; wait "$lpid" 2>/dev/null || true
+if [ "${BURST_SPOOL:-0}" != 0 ]; then
+	before=$(objects)
+	echo "spooled: $(find "$d/spool-burst" -name '*.json' | wc -l) deliveries; $(replay_spool burst);" \
+		"objects created by it: $(( $(objects) - before ))"
+fi
 if [ "${BURST_WEBHOOK:-1}" != 0 ]; then
 	start_webhook
 	python3 "$top/bench/deliver.py" "http://127.0.0.1:$wport/hooks/deploy" "$d/secret" \

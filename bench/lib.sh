@@ -120,6 +120,21 @@ start_listen() {
 	wait_port "$lport"
 }
 
+# replay_spool NAME: kwh-replay --budget 300 over $d/spool-NAME (what
+# start_listen's --spool "$d/spool-NAME" kept) with the chain of cache
+# $d/cache-NAME; prints how long it took and what is left in the spool.
+replay_spool() {
+	local t0 left
+	t0=$(date +%s%N)
+	timeout 900 "$KWH_BIN/kwh-replay" --budget 300 --log "$d/replay-$1.log" --spool "$d/spool-$1" \
+		"$KWH_BIN/kwh-annotate --log none | $KWH_BIN/kwh-fetch --log none --cache $d/cache-$1 \
+		--remote git://127.0.0.1:$gport/{full_name}.git | $KWH_BIN/kwh-apply --log none --kubeconfig $K \
+		--cache $d/cache-$1" >/dev/null 2>&1 || true
+	left=$(find "$d/spool-$1" -name '*.json' | wc -l)
+	awk -v a="$(date +%s%N)" -v b="$t0" -v l="$left" \
+		'BEGIN { printf "kwh-replay --budget 300 took %.1f s, %d deliveries left in the spool\n", (a - b) / 1e9, l }'
+}
+
 # start_webhook: adnanh/webhook (Debian's webhook) with bench/peers/hooks.json
 # (hooks deploy, shallow and true), in a process group of its own so that
 # stop_webhook ends the scripts it started too; sets wport and wpid.
