@@ -17,7 +17,8 @@
 # Usage: bench/cold-start.sh   (COLD_COMMITS=4000 for a quick run, ~100 MiB)
 # Environment: KWH_BIN, WEBHOOK, KUBECTL, COLD_COMMITS, COLD_BLOB,
 # COLD_WAIT, COLD_ARGS (more kwh-handle options, e.g. "--budget 300"),
-# BENCH_CACHE.  Bounded: every request has curl --max-time 600, the polls
+# BENCH_CACHE; COLD_SPOOL=1 gives kwh-handle --spool and then runs
+# kwh-replay --budget 300 over it (what a person or a timer does today).  Bounded: every request has curl --max-time 600, the polls
 # COLD_WAIT.  Target: the Workflow within 10 s of the first delivery.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,8 +70,10 @@ appeared() {
 
 echo "cold-start: $(machine)"
 echo "repository: $COLD_COMMITS commits, $((size / 1024)) MiB on disk (generated or found in ${gen} s), git daemon on 127.0.0.1"
+spool=()
+[ "${COLD_SPOOL:-0}" = 0 ] || { mkdir -m 700 "$d/spool-cold"; spool=(--spool "$d/spool-cold"); }
 # shellcheck disable=SC2086
-start_listen cold ${COLD_ARGS:-}
+start_listen cold "${spool[@]}" ${COLD_ARGS:-}
 t0=$(ms)
 r=$(deliver "http://127.0.0.1:$lport/" cold-1)
 echo "kwh-handle --listen, first delivery:     answer ${r% *} after ${r#* } s; Workflow after $(appeared "$t0")"
@@ -79,6 +82,8 @@ echo "kwh-handle --listen, redelivery:         answer ${r% *} after ${r#* } s; o
 echo "kwh cache: $(du -sh "$d/cache-cold" | cut -f1), $(find "$d/cache-cold" -type f | wc -l) files;" \
 	"log: $(grep -c . "$d/kwh-cold.log") lines, last: $(tail -n 1 "$d/kwh-cold.log" | cut -c1-160)"
 kill "$lpid"; wait "$lpid" 2>/dev/null || true
+[ "${COLD_SPOOL:-0}" = 0 ] ||
+	echo "spooled: $(find "$d/spool-cold" -name '*.json' | wc -l); $(replay_spool cold); objects now $(objects)"
 if [ -n "$have_webhook" ]; then
 	base=$(objects)
 	start_webhook
