@@ -77,6 +77,13 @@ bench:
 	@KWH_DEPS=bench sh share/kwh/install-deps
 	$(MAKE) all
 	for b in $(BENCHES); do echo "== bench/$$b.sh"; sh -c "bench/$$b.sh" || exit 1; echo; done
+# Issue 16's benchmarks at scale (a 1 GiB repository, 200 repositories,
+# bursts of 1,000 deliveries, 500 fetches into one entry): minutes each.
+BENCHES_SCALE ?= cold-start repos burst cache-read
+bench-scale:
+	@KWH_DEPS=bench sh share/kwh/install-deps
+	$(MAKE) all
+	for b in $(BENCHES_SCALE); do echo "== bench/$$b.sh"; sh -c "bench/$$b.sh" || exit 1; echo; done
 
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_DIR   = build-sanitize
@@ -121,7 +128,7 @@ clean:
 	rm -f $(LIB_OBJ) $(OUT)lib/libkwh.a $(BINS) $(TOOLS)
 	rm -rf $(SAN_DIR)
 
-.PHONY: all depcheck bench deps demo check sanitize-check install clean
+.PHONY: all depcheck bench bench-scale deps demo check sanitize-check install clean
 
 # make fuzz (libFuzzer, bounded) and make load (bounded load on 127.0.0.1).
 -include tests/fuzz/fuzz.mk tests/load/load.mk
