@@ -176,3 +176,42 @@ workflows() { apiserver_objects | jq '[.[] | select(.kind == "Workflow")] | leng
 	assert_failure 111
 	assert_log_has "cannot list the deliveries of hook 1 of octo/none: GitHub answered 404: Not Found"
 }
+
+@test "share/systemd/kwh-redeliver.{service,timer} verify, and the service's command line redelivers" {
+	command -v systemd-analyze >/dev/null || skip "systemd-analyze is not installed"
+	mkdir -p "$TMP/units" "$TMP/creds"
+	cp "$TOP_DIR"/share/systemd/kwh-redeliver.service "$TOP_DIR"/share/systemd/kwh-redeliver.timer "$TMP/units/"
+	sed -i "s|^ExecStart=/usr/local/bin/kwh-replay |ExecStart=$KWH_BIN/kwh-replay |" "$TMP/units/kwh-redeliver.service"
+	grep -q "^ExecStart=$KWH_BIN/kwh-replay " "$TMP/units/kwh-redeliver.service"
+	cd "$TMP/units"
+	run systemd-analyze verify --man=no ./kwh-redeliver.timer ./kwh-redeliver.service
+	assert_success
+	assert_output ''
+	seed g-502 502 30
+	cp "$GITHUB_DIR/token" "$TMP/creds/github-token"
+	cmd=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$TMP/units/kwh-redeliver.service" |
+		sed 's/^ExecStart=//; s/\\$//' | tr -d '\n\t' |
+		sed "s|%d|$TMP/creds|g; s|\${KWH_REDELIVER_REPO}|octo/repo|; s|\${KWH_REDELIVER_HOOK}|$HOOK|")
+	[[ "$cmd" == *"--from-github"* ]]
+	# shellcheck disable=SC2086
+	run --separate-stderr $cmd --api-url "$GITHUB_URL" --ca-file "$GITHUB_CA"
+	assert_success
+	assert_equal "$(jq -r '"\(.guid) \(.result)"' <<<"$output")" "g-502 redelivered"
+	assert_equal "$(github_state | jq -c '[.redeliveries[].status_code]')" '[201]'
+}
+
+@test "examples/kubernetes/cronjob-redeliver.yaml: its container's command redelivers" {
+	f=$TOP_DIR/examples/kubernetes/cronjob-redeliver.yaml
+	seed g-0 0 20
+	mkdir -p "$TMP/etc"
+	cp "$GITHUB_DIR/token" "$TMP/etc/token"
+	mapfile -t cmd < <(yq -r '.spec.jobTemplate.spec.template.spec.containers[0] | (.command + .args)[]' "$f")
+	assert_equal "$(yq -r .kind "$f")" CronJob
+	assert_equal "${cmd[0]}" kwh-replay
+	cmd=("${cmd[@]/\/etc\/kwh\/github\/token/$TMP/etc/token}")
+	cmd=("${cmd[@]/octo\/app/octo/repo}")
+	cmd=("${cmd[@]/12345678/$HOOK}")
+	run --separate-stderr "${cmd[@]}" --api-url "$GITHUB_URL" --ca-file "$GITHUB_CA"
+	assert_success
+	assert_equal "$(jq -r '"\(.guid) \(.result)"' <<<"$output")" "g-0 redelivered"
+}
