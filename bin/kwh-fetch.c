@@ -13,8 +13,8 @@
 #include "fetch.h"
 
 static const char usage[] =
-"usage: kwh-fetch [--allow-remote-host HOST]... [--api-url URL]\n"
-"                 [--app-id N --app-key-file PEM] [--ca-file FILE] [--cache DIR]\n"
+"usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
+"                 [--api-url URL] [--app-id N --app-key-file PEM]\n"
 "                 [--cache-max-bytes BYTES]\n"
 "                 [--insecure-skip-host-key-check] [--installation-id N]\n"
 "                 [--known-hosts FILE] [--log DEST]\n"
