@@ -205,8 +205,10 @@ workflows() { apiserver_objects | jq '[.[] | select(.kind == "Workflow")] | leng
 	seed g-0 0 20
 	mkdir -p "$TMP/etc"
 	cp "$GITHUB_DIR/token" "$TMP/etc/token"
-	mapfile -t cmd < <(yq -r '.spec.jobTemplate.spec.template.spec.containers[0] | (.command + .args)[]' "$f")
-	assert_equal "$(yq -r .kind "$f")" CronJob
+	# (lib/yaml through the tests' own YAML-to-JSON tool)
+	kwh-yaml2json "$f" >"$TMP/cronjob.json"
+	mapfile -t cmd < <(jq -r '.spec.jobTemplate.spec.template.spec.containers[0] | (.command + .args)[]' "$TMP/cronjob.json")
+	assert_equal "$(jq -r .kind "$TMP/cronjob.json")" CronJob
 	assert_equal "${cmd[0]}" kwh-replay
 	cmd=("${cmd[@]/\/etc\/kwh\/github\/token/$TMP/etc/token}")
 	cmd=("${cmd[@]/octo\/app/octo/repo}")
