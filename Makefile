@@ -121,6 +121,7 @@ install: all
 	install -m 644 share/kwh/kwh.env.example share/inetd/kwh.inetd.conf $(DESTDIR)$(SHAREDIR)/kwh/
 	install -m 644 share/systemd/kwh.socket share/systemd/kwh@.service \
 	    share/systemd/kwh-handle-listen.socket share/systemd/kwh-handle-listen.service \
+	    share/systemd/kwh-redeliver.service share/systemd/kwh-redeliver.timer \
 	    $(DESTDIR)$(SHAREDIR)/kwh/systemd/
 	install -m 644 share/kubernetes/*.yaml $(DESTDIR)$(SHAREDIR)/kwh/kubernetes/
 

@@ -14,8 +14,10 @@
 
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
+"                 [--api-url URL] [--app-id N --app-key-file PEM]\n"
 "                 [--cache-max-bytes BYTES]\n"
-"                 [--insecure-skip-host-key-check] [--known-hosts FILE] [--log DEST]\n"
+"                 [--insecure-skip-host-key-check] [--installation-id N]\n"
+"                 [--known-hosts FILE] [--log DEST]\n"
 "                 [--log-format logfmt|json] [--log-level LEVEL]\n"
 "                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
 "                 [--path PATH]\n"
@@ -24,18 +26,23 @@ static const char usage[] =
 "                 [--token-file FILE] [--use-git-url]\n"
 "       kwh-fetch --help | --version\n"
 "The HTTPS token may also come from the GITHUB_TOKEN environment variable\n"
-"(--token-file wins).\n";
+"(--token-file wins); with --app-id, a GitHub App's installation token\n"
+"(the installation from the payload) is the HTTPS password instead.\n";
 
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "allow-remote-host", required_argument, NULL, 'A' },
+		{ "api-url", required_argument, NULL, 'u' },
+		{ "app-id", required_argument, NULL, 'a' },
+		{ "app-key-file", required_argument, NULL, 'K' },
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "cache-max-bytes", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
+		{ "installation-id", required_argument, NULL, 'i' },
 		{ "known-hosts", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
@@ -58,7 +65,9 @@ main(int argc, char **argv)
 		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT,
 		.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT };
 	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
-	const char *token_file = NULL, **allow;
+	struct kwh_github app = KWH_GITHUB_INIT;
+	const char *token_file = NULL, *key_file = NULL, **allow;
+	char kerr[512];
 	int c, code;
 
 	kwh_err_init(argv[0]);
@@ -73,6 +82,10 @@ main(int argc, char **argv)
 				    "SCHEME://HOST (https, http, ssh, git) nor file://", optarg);
 			allow[o.git.n_allow++] = optarg;
 			break;
+		case 'u': app.api_url = optarg; break;
+		case 'a': app.app_id = (long)kwh_cli_size("--app-id", optarg); break;
+		case 'K': key_file = optarg; break;
+		case 'i': app.installation_id = (long)kwh_cli_size("--installation-id", optarg); break;
 		case 'C': o.git.ca_file = optarg; break;
 		case 'c': o.git.cache_dir = optarg; break;
 		case 'M': o.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
@@ -103,6 +116,20 @@ main(int argc, char **argv)
 	if (o.remote && !strstr(o.remote, "{full_name}") &&
 	    !strstr(o.remote, "{owner}") && !strstr(o.remote, "{name}"))
 		kwh_usage_error("--remote: '%s' has no {full_name}, {owner} or {name}", o.remote);
+	if (!!app.app_id != !!key_file)
+		kwh_usage_error("--app-id and --app-key-file go together");
+	if (!app.app_id && (app.installation_id || app.api_url))
+		kwh_usage_error("--installation-id and --api-url go with --app-id");
+	if (key_file) {
+		/* one-shot: the token is asked for afresh at each run (the cache is
+		 * this process's memory); kwh-handle --listen keeps it */
+		if (kwh_github_app_key(&app, key_file, kerr, sizeof kerr) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "%s", kerr);
+		app.ca_file = o.git.ca_file;
+		if (kwh_github_init(&app) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "cannot set up libcurl");
+		o.app = &app;
+	}
 	if (!o.git.cache_dir) {
 		kwh_cli_default_cache(&cache);
 		o.git.cache_dir = cache.data;
@@ -135,6 +162,7 @@ main(int argc, char **argv)
 	kwh_pledge("stdio rpath wpath cpath flock inet dns proc");
 	code = kwh_env_loop(kwh_fetch, &o);
 	kwh_buf_wipe(&token);
+	kwh_github_release(&app);
 	kwh_buf_release(&cache);
 	kwh_buf_release(&kh);
 	free(allow);

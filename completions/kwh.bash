@@ -14,7 +14,7 @@ _kwh()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	case $prev in
-	--secret-file|--kubeconfig|--ssh-key|--known-hosts|--token-file|--ca-file|--log)
+	--secret-file|--kubeconfig|--ssh-key|--known-hosts|--token-file|--ca-file|--log|--app-key-file)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
@@ -44,7 +44,8 @@ _kwh()
 		COMPREPLY=($(compgen -W 'systemd' -- "$cur"))
 		return
 		;;
-	--workers|--max-requests|--max-pending|--header-timeout|--backlog)
+	--workers|--max-requests|--max-pending|--header-timeout|--backlog|\
+	--app-id|--installation-id|--hook-id|--max|--since|--repo|--api-url)
 		COMPREPLY=()
 		return
 		;;

@@ -15,7 +15,7 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
     if command -q $tool
         for opt in (__kwh_options $tool)
             switch $opt
-                case secret-file kubeconfig ssh-key known-hosts token-file ca-file log
+                case secret-file kubeconfig ssh-key known-hosts token-file ca-file log app-key-file
                     complete -c $tool -l $opt -r -F
                 case cache spool
                     complete -c $tool -l $opt -r -a '(__fish_complete_directories)'
@@ -27,7 +27,7 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
                     complete -c $tool -l $opt -x -a '/metrics none'
                 case statsd
                     complete -c $tool -l $opt -x -d 'HOST:PORT'
-                case workers max-requests max-pending header-timeout backlog
+                case workers max-requests max-pending header-timeout backlog app-id installation-id hook-id max since repo api-url
                     complete -c $tool -l $opt -x
                 case help version
                 case '*'

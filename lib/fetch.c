@@ -168,11 +168,13 @@ kwh_fetch(void *ctx, jv env)
 	char rev[128], ref[512], full[512], fallback[256], url[2048], shown[2048];
 	char hex[41], err[1024];
 	const char *key, *revp;
-	struct kwh_buf b = KWH_BUF_INIT;
+	struct kwh_buf b = KWH_BUF_INIT, apptok = KWH_BUF_INIT;
 	struct kwh_git *g = NULL;
+	struct kwh_git_opts gopts = o->git;
 	struct collect c;
 	jv ann, repo, d, src;
 	long long deadline;
+	long inst = 0;
 	int r;
 
 	ann = jv_object_get(jv_copy(env), jv_string("annotations"));
@@ -180,8 +182,18 @@ kwh_fetch(void *ctx, jv env)
 	get_str(ann, ANN "ref", NULL, ref, sizeof ref);
 	jv_free(ann);
 	repo = jv_object_get(jv_copy(env), jv_string("payload"));
-	if (jv_get_kind(repo) == JV_KIND_OBJECT)
+	if (jv_get_kind(repo) == JV_KIND_OBJECT) {
+		/* a GitHub App's hook says which installation sent it */
+		jv in = jv_object_get(jv_copy(repo), jv_string("installation"));
+		jv id = jv_get_kind(in) == JV_KIND_OBJECT ? jv_object_get(in, jv_string("id")) :
+		    (jv_free(in), jv_invalid());
+
+		if (jv_get_kind(id) == JV_KIND_NUMBER && jv_number_value(id) > 0 &&
+		    jv_number_value(id) < 1e15)
+			inst = (long)jv_number_value(id);
+		jv_free(id);
 		repo = jv_object_get(repo, jv_string("repository"));
+	}
 	if (jv_get_kind(repo) != JV_KIND_OBJECT) {
 		jv_free(repo);
 		return kwh_env_respond(env, 400, "the payload has no repository object");
@@ -220,9 +232,26 @@ kwh_fetch(void *ctx, jv env)
 	if (kwh_now_ms() >= deadline)
 		return kwh_env_respond(env, 504, "deadline passed before fetching from %s", shown);
 
-	if ((r = kwh_git_open(&g, &o->git, url, deadline, err, sizeof err)) < 0 ||
+	if (o->app && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7))) {
+		/* the App's installation token is the password, as --token-file's would be */
+		if (!o->app->installation_id && inst <= 0)
+			return kwh_env_respond(env, 400, "the payload has no installation.id: the hook "
+			    "is not a GitHub App's (give --installation-id, or --token-file)");
+		if (kwh_github_installation_token(o->app, inst, deadline, &apptok, err, sizeof err) < 0) {
+			char did[128];
+
+			kwh_buf_wipe(&apptok);
+			kwh_log(KWH_LOG_ERROR, kwh_env_str(env, "delivery", did, sizeof did), 502,
+			    "cannot fetch from %s: %s", shown, err);
+			return kwh_env_respond(env, 502, "GitHub gave no installation token to fetch "
+			    "from %s (see the log)", shown);
+		}
+		gopts.token = apptok.data;
+	}
+	if ((r = kwh_git_open(&g, &gopts, url, deadline, err, sizeof err)) < 0 ||
 	    (r = kwh_git_resolve(g, revp, ref, fallback, hex, err, sizeof err)) < 0) {
 		kwh_git_close(g);
+		kwh_buf_wipe(&apptok);
 		return git_fail(env, r, err);
 	}
 	c.objs = jv_array();
@@ -237,6 +266,7 @@ kwh_fetch(void *ctx, jv env)
 	c.budget.max_objects = o->max_objects;
 	r = kwh_git_read(g, hex, o->path, on_file, &c, err, sizeof err);
 	kwh_git_close(g);
+	kwh_buf_wipe(&apptok);
 	if (r != 0) {
 		jv_free(c.objs);
 		if (r > 0)

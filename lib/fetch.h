@@ -4,6 +4,7 @@
 #include <jv.h>
 
 #include "git.h"
+#include "github.h"
 
 /*
  * The stage's options.  Every pointer is borrowed.  remote, when not NULL,
@@ -22,6 +23,13 @@ struct kwh_fetch_opts {
 	size_t max_bytes;		/* manifest bytes of a delivery, all files */
 	size_t max_nodes;		/* YAML nodes of a delivery (aliases expanded) */
 	size_t max_objects;		/* objects of a delivery */
+	/*
+	 * A GitHub App (initialised, with app_id and key), or NULL: for an
+	 * http(s) remote, an installation token of payload.installation.id
+	 * (or app->installation_id) is the git password instead of
+	 * git.token.  The client caches it until a minute before it expires.
+	 */
+	struct kwh_github *app;
 };
 
 /* The bounds on a delivery's manifests, over all its files (0: none). */
@@ -38,8 +46,9 @@ struct kwh_fetch_opts {
  * payload, 404 revision or path not found, 422 invalid YAML, a file with
  * no objects, manifests over max_bytes, max_nodes or max_objects, a
  * revision that is not a full commit id or a remote that is not allowed
- * (git.allow, git.pin), 500 local cache failure, 502 remote unreachable or
- * refusing, 504 deadline passed (git work stops KWH_GIT_MARGIN_MS before
+ * (git.allow, git.pin) or, with app, a payload without installation.id,
+ * 500 local cache failure, 502 remote unreachable or
+ * refusing or GitHub not giving an installation token, 504 deadline passed (git work stops KWH_GIT_MARGIN_MS before
  * it; also while reading the YAML).  Remote and cache failures are
  * detailed in the log; the response only says to look there.  Consumes
  * env and returns the new envelope.

@@ -44,6 +44,7 @@ kwh_github_release(struct kwh_github *g)
 	g->app_key = NULL;
 	kwh_buf_wipe(&g->token);
 	kwh_buf_wipe(&g->inst_token);
+	kwh_buf_release(&g->next);
 }
 
 int
@@ -153,6 +154,36 @@ header_num(const char *p, size_t len, const char *name)
 	return end == tmp || v < 0 ? -1 : v;
 }
 
+/*
+ * The rel="next" URL of a Link header (RFC 8288) into g->next:
+ * "link: <URL>; rel="next", <URL>; rel="last"".
+ */
+static void
+link_next(struct kwh_github *g, const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	if (len < 5 || strncasecmp(p, "link:", 5))
+		return;
+	for (p += 5; p < end;) {
+		const char *lt = memchr(p, '<', (size_t)(end - p)), *gt, *nx;
+
+		if (!lt || !(gt = memchr(lt, '>', (size_t)(end - lt))))
+			return;
+		/* the parameters run to the next '<' */
+		nx = memchr(gt, '<', (size_t)(end - gt));
+		if (!nx)
+			nx = end;
+		if (memmem(gt, (size_t)(nx - gt), "rel=\"next\"", 10) ||
+		    memmem(gt, (size_t)(nx - gt), "rel=next", 8)) {
+			kwh_buf_reset(&g->next);
+			kwh_buf_add(&g->next, lt + 1, (size_t)(gt - lt - 1));
+			return;
+		}
+		p = nx;
+	}
+}
+
 static size_t
 on_header(char *p, size_t sz, size_t n, void *u)
 {
@@ -160,6 +191,7 @@ on_header(char *p, size_t sz, size_t n, void *u)
 	size_t len = sz * n;
 	long long v;
 
+	link_next(g, p, len);
 	if ((v = header_num(p, len, "retry-after:")) >= 0)
 		g->retry_after = (long)v;
 	if ((v = header_num(p, len, "x-ratelimit-remaining:")) == 0)
@@ -195,7 +227,18 @@ call(struct kwh_github *g, const char *method, const char *path, const char *bod
 	long long wait = 200;
 	int rc = -1;
 
-	kwh_buf_printf(&url, "%s%s", g->api_url, path);
+	if (!strncmp(path, "https://", 8) || !strncmp(path, "http://", 7)) {
+		size_t n = strlen(g->api_url);
+
+		/* a URL from an answer (Link): the credentials go to api_url only */
+		if (strncmp(path, g->api_url, n) || (path[n] != '/' && path[n] != '?')) {
+			snprintf(err, errlen, "GitHub's answer points outside %s (%.200s); not followed",
+			    g->api_url, path);
+			return -1;
+		}
+		kwh_buf_adds(&url, path);
+	} else
+		kwh_buf_printf(&url, "%s%s", g->api_url, path);
 	kwh_buf_printf(&authz, "Authorization: %s", auth);
 	hl = curl_slist_append(hl, "Accept: application/vnd.github+json");
 	hl = curl_slist_append(hl, "X-GitHub-Api-Version: 2022-11-28");
@@ -215,6 +258,7 @@ call(struct kwh_github *g, const char *method, const char *path, const char *bod
 			break;
 		}
 		kwh_buf_reset(out);
+		kwh_buf_reset(&g->next);
 		out->max = g->max_answer;
 		g->retry_after = -1;
 		g->ratelimit_out = 0;
@@ -341,6 +385,28 @@ out:
 	kwh_buf_wipe(&auth);
 	kwh_buf_release(&path);
 	return rc;
+}
+
+int
+kwh_github_installation_token(struct kwh_github *g, long installation,
+    long long deadline_ms, struct kwh_buf *out, char *err, size_t errlen)
+{
+	long inst = g->installation_id ? g->installation_id : installation;
+
+	*err = '\0';
+	kwh_buf_wipe(out);
+	if (!g->app_id || !g->app_key) {
+		snprintf(err, errlen, "no GitHub App (give --app-id and --app-key-file)");
+		return -1;
+	}
+	if (inst <= 0) {
+		snprintf(err, errlen, "no installation id: the payload has no installation.id "
+		    "(give --installation-id)");
+		return -1;
+	}
+	if (installation_token(g, inst, deadline_ms, err, errlen) < 0)
+		return -1;
+	return kwh_buf_adds(out, g->inst_token.data);
 }
 
 int

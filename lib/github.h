@@ -31,6 +31,8 @@ struct kwh_github {
 	long long ratelimit_reset;	/* epoch seconds, or 0 */
 	int ratelimit_out;
 	int tokens_fetched;	/* how many installation tokens were asked for */
+	/* after a request: the answer's Link rel="next" URL, or empty */
+	struct kwh_buf next;
 };
 #define KWH_GITHUB_INIT { 0 }
 
@@ -47,7 +49,17 @@ int kwh_github_app_key(struct kwh_github *g, const char *path, char *err, size_t
 int kwh_github_jwt(struct kwh_github *g, long long now_s, struct kwh_buf *out);
 
 /*
- * METHOD path (e.g. "/repos/o/r/statuses/SHA") with body (JSON or NULL),
+ * An installation token for installation (g->installation_id when set)
+ * in out (wiped first), from the cache or asked for with the App's JWT:
+ * the password of git over HTTPS (user x-access-token).  0, or -1 with
+ * why in err.
+ */
+int kwh_github_installation_token(struct kwh_github *g, long installation,
+    long long deadline_ms, struct kwh_buf *out, char *err, size_t errlen);
+
+/*
+ * METHOD path (e.g. "/repos/o/r/statuses/SHA", or a whole URL under
+ * api_url, such as g->next after a listing) with body (JSON or NULL),
  * authenticated by the personal token, or by an installation token of
  * installation (g->installation_id when set, else installation), before
  * deadline_ms (epoch milliseconds).  5xx answers, connection failures and

@@ -19,7 +19,8 @@
 static const char usage[] =
 "usage: kwh-handle [--allow-kind GROUP/KIND]... [--allow-namespace REGEX]...\n"
 "                  [--allow-remote-host HOST]...\n"
-"                  [--allow-sha1] [--backlog N] [--budget SECONDS] [--ca-file FILE]\n"
+"                  [--allow-sha1] [--api-url URL] [--app-id N --app-key-file PEM]\n"
+"                  [--backlog N] [--budget SECONDS] [--ca-file FILE]\n"
 "                  [--cache DIR] [--cache-max-bytes BYTES]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
@@ -38,7 +39,7 @@ static const char usage[] =
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
 "                  [--ssh-key FILE] [--statsd HOST:PORT] [--timeout SECONDS]\n"
-"                  [--token-file FILE]\n"
+"                  [--token-file FILE] [--installation-id N]\n"
 "                  [--use-git-url] [--workers N]\n"
 "       kwh-handle --help | --version\n"
 "One request on stdin, its response on stdout; with --listen, a resident\n"
@@ -56,6 +57,7 @@ enum {
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 	O_LIVENESS_PATH, O_LOG_LEVEL, O_PR_ACTIONS,
+	O_API_URL, O_APP_ID, O_APP_KEY_FILE, O_INSTALLATION_ID,
 };
 
 static const struct option longopts[] = {
@@ -63,6 +65,10 @@ static const struct option longopts[] = {
 	{ "allow-namespace", required_argument, NULL, O_ALLOW_NS },
 	{ "allow-remote-host", required_argument, NULL, O_ALLOW_REMOTE_HOST },
 	{ "allow-sha1", no_argument, NULL, O_ALLOW_SHA1 },
+	{ "api-url", required_argument, NULL, O_API_URL },
+	{ "app-id", required_argument, NULL, O_APP_ID },
+	{ "app-key-file", required_argument, NULL, O_APP_KEY_FILE },
+	{ "installation-id", required_argument, NULL, O_INSTALLATION_ID },
 	{ "backlog", required_argument, NULL, O_BACKLOG },
 	{ "budget", required_argument, NULL, O_BUDGET },
 	{ "ca-file", required_argument, NULL, O_CA_FILE },
@@ -241,6 +247,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			    kwh_cli_seconds_ms("--timeout", optarg);
 			break;
 		case O_TOKEN_FILE: h->token_file = optarg; break;
+		case O_API_URL: h->app.api_url = optarg; break;
+		case O_APP_ID: h->app.app_id = (long)kwh_cli_size("--app-id", optarg); break;
+		case O_APP_KEY_FILE: h->app_key_file = optarg; break;
+		case O_INSTALLATION_ID: h->app.installation_id = (long)kwh_cli_size("--installation-id", optarg); break;
 		case O_USE_GIT_URL: h->fetch.use_git_url = 1; break;
 		case O_VERSION: kwh_cli_version();
 		case O_WORKERS:
@@ -266,6 +276,10 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--metrics-path: only with --listen");
 	if (!h->listen && backlog)
 		kwh_usage_error("--backlog: only with --listen");
+	if (!!h->app.app_id != !!h->app_key_file)
+		kwh_usage_error("--app-id and --app-key-file go together");
+	if (!h->app.app_id && (h->app.installation_id || h->app.api_url))
+		kwh_usage_error("--installation-id and --api-url go with --app-id");
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)
@@ -336,6 +350,23 @@ init_fetch(struct kwh_handle *h)
 		fetch_readable(h, "known hosts file", g->known_hosts);
 	if (g->ca_file)
 		fetch_readable(h, "CA file", g->ca_file);
+	if (h->app_key_file && fetch_readable(h, "GitHub App key file", h->app_key_file) == 0) {
+		char err[512];
+
+		/* the installation tokens are cached in this process: a
+		 * resident worker asks for one per installation and hour */
+		if (kwh_github_app_key(&h->app, h->app_key_file, err, sizeof err) < 0) {
+			if (h->listen)
+				kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+			snprintf(h->fetch_err, sizeof h->fetch_err, "%s", err);
+			kwh_warn("%s", err);
+		} else {
+			h->app.ca_file = g->ca_file;
+			if (kwh_github_init(&h->app) < 0)
+				kwh_die(KWH_EXIT_SYSTEM, "cannot set up libcurl");
+			h->fetch.app = &h->app;
+		}
+	}
 	g->progress = isatty(2);
 }
 
@@ -595,6 +626,7 @@ kwh_handle_release(struct kwh_handle *h)
 	if (h->apply_ready)
 		kwh_apply_release(&h->apply);
 	kwh_buf_wipe(&h->token);
+	kwh_github_release(&h->app);
 	kwh_buf_release(&h->cache);
 	kwh_buf_release(&h->known_hosts);
 	free(h->filters);

@@ -34,6 +34,8 @@ struct kwh_handle {
 	struct kwh_apply apply;
 	const char *spool;		/* --spool DIR, or NULL */
 	const char *token_file;		/* --token-file */
+	const char *app_key_file;	/* --app-key-file */
+	struct kwh_github app;		/* --app-id: installation tokens for git */
 	const char *listen;		/* --listen [HOST:]PORT or "systemd", or NULL */
 	size_t workers;			/* --workers N (0: the default) */
 	size_t max_requests;		/* --max-requests N (0: no limit) */

@@ -2,6 +2,7 @@
 #include "buf.h"
 #include "env.h"
 #include "err.h"
+#include "github.h"
 #include "spool.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 size_t
@@ -354,5 +356,208 @@ kwh_replay_run(const struct kwh_replay *r)
 			code = KWH_EXIT_REFUSED;
 	}
 	kwh_spool_list_free(e, n);
+	return code;
+}
+
+/* ---- kwh-replay --from-github ------------------------------------------- */
+
+int
+kwh_replay_since(const char *s, long long now_ms, long long *ms)
+{
+	struct tm tm = { 0 };
+	const char *p;
+	char *end;
+	long long off = 0, v;
+
+	if (!s || !*s)
+		return -1;
+	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) ||
+	    (p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm))) {
+		if (*p == '.')
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				;
+		if ((*p == 'Z' || *p == 'z') && !p[1])
+			off = 0;
+		else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+		    strspn(p + 1, "0123456789") == 2 && strspn(p + 4, "0123456789") == 2)
+			off = (*p == '-' ? -1 : 1) *
+			    ((p[1] - '0') * 600 + (p[2] - '0') * 60 + (p[4] - '0') * 10 + (p[5] - '0')) * 60LL;
+		else
+			return -1;
+		/* local time = UTC + offset */
+		*ms = ((long long)timegm(&tm) - off) * 1000;
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': break;
+	case 'm': v *= 60; break;
+	case 'h': v *= 3600; break;
+	case 'd': v *= 86400; break;
+	default: return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	if (v > 400LL * 86400)
+		return -1;
+	*ms = now_ms - v * 1000;
+	return 0;
+}
+
+int
+kwh_replay_transient(long code)
+{
+	return code == 0 || code == 408 || code == 429 || code >= 500;
+}
+
+/* The bound on pages read, whatever --since says: 100 pages of 100. */
+#define MAX_PAGES 100
+
+int
+kwh_replay_github(const struct kwh_replay_github *r)
+{
+	struct kwh_github *g = r->g;
+	struct kwh_buf path = KWH_BUF_INIT, ans = KWH_BUF_INIT;
+	long long deadline = kwh_now_ms() + r->budget_ms;
+	jv seen = jv_object(), chosen = jv_array();
+	char err[512];
+	long status;
+	int pages = 0, older = 0, code = 0, asked = 0, ok = 0, todo = 0;
+
+	kwh_buf_printf(&path, "/repos/%s/hooks/%ld/deliveries?per_page=100", r->repo, r->hook_id);
+	while (path.len && !older) {
+		jv list;
+
+		if (++pages > MAX_PAGES) {
+			kwh_log(KWH_LOG_WARN, NULL, 0, "stopped after %d pages of deliveries; give a later --since",
+			    MAX_PAGES);
+			break;
+		}
+		if (kwh_github_request(g, "GET", path.data, NULL, 0, deadline, &ans, &status,
+		    err, sizeof err) < 0) {
+			kwh_log(KWH_LOG_ERROR, NULL, 0, "cannot list the deliveries of hook %ld of %s: %s",
+			    r->hook_id, r->repo, err);
+			code = KWH_EXIT_SYSTEM;
+			goto out;
+		}
+		/* g->next is reset by the next request (even a token's): copy it */
+		kwh_buf_reset(&path);
+		if (g->next.len)
+			kwh_buf_add(&path, g->next.data, g->next.len);
+		list = jv_parse_sized(ans.data ? ans.data : "", (int)ans.len);
+		if (jv_get_kind(list) != JV_KIND_ARRAY) {
+			jv_free(list);
+			kwh_log(KWH_LOG_ERROR, NULL, 0, "GitHub's list of deliveries of hook %ld of %s "
+			    "is not a JSON array", r->hook_id, r->repo);
+			code = KWH_EXIT_SYSTEM;
+			goto out;
+		}
+		jv_array_foreach(list, i, d) {
+			const char *guid = kwh_jv_str(d, "guid"), *at = kwh_jv_str(d, "delivered_at");
+			jv sc = jv_get_kind(d) == JV_KIND_OBJECT ?
+			    jv_object_get(jv_copy(d), jv_string("status_code")) : jv_invalid();
+			long c = jv_get_kind(sc) == JV_KIND_NUMBER ? (long)jv_number_value(sc) : -1;
+			long long t;
+			jv prev;
+
+			jv_free(sc);
+			(void)i;
+			if (!guid || !at || c < 0 || kwh_replay_since(at, 0, &t) < 0 ||
+			    !strchr(at, 'T')) {
+				jv_free(d);
+				continue;	/* not a delivery as documented: nothing to act on */
+			}
+			if (t < r->since_ms) {
+				older = 1;	/* newest first: the rest are older still */
+				jv_free(d);
+				continue;
+			}
+			prev = jv_object_get(jv_copy(seen), jv_string(guid));
+			if (jv_get_kind(prev) == JV_KIND_INVALID) {
+				/* the newest attempt of this guid decides, unless an older one succeeded */
+				const char *what = c >= 200 && c < 300 ? "ok" :
+				    kwh_replay_transient(c) ? "retry" : "final";
+				seen = jv_object_set(seen, jv_string(guid), jv_string(what));
+				if (!strcmp(what, "retry"))
+					chosen = jv_array_append(chosen, jv_copy(d));
+			} else if (c >= 200 && c < 300)
+				seen = jv_object_set(seen, jv_string(guid), jv_string("ok"));
+			jv_free(prev);
+			jv_free(d);
+		}
+		jv_free(list);
+	}
+	/* oldest first: the events reach kwh in the order they happened */
+	for (int i = jv_array_length(jv_copy(chosen)) - 1; i >= 0; i--) {
+		jv d = jv_array_get(jv_copy(chosen), i), w, line;
+		const char *guid = kwh_jv_str(d, "guid"), *ev = kwh_jv_str(d, "event");
+		jv idv = jv_object_get(jv_copy(d), jv_string("id"));
+		jv scv = jv_object_get(jv_copy(d), jv_string("status_code"));
+		long long id = jv_get_kind(idv) == JV_KIND_NUMBER ? (long long)jv_number_value(idv) : 0;
+		long c = (long)jv_number_value(scv);
+		const char *result;
+
+		jv_free(idv);
+		jv_free(scv);
+		w = jv_object_get(jv_copy(seen), jv_string(guid));
+		if (strcmp(jv_string_value(w), "retry") || id <= 0) {
+			jv_free(w);
+			jv_free(d);
+			continue;	/* an older attempt of it was delivered */
+		}
+		jv_free(w);
+		todo++;
+		if (r->dry_run) {
+			result = "would-redeliver";
+			kwh_log(KWH_LOG_INFO, guid, 0, "would redeliver %s delivery %lld of %s (GitHub got %ld at %s)",
+			    ev ? ev : "?", id, r->repo, c, kwh_jv_str(d, "delivered_at"));
+		} else if (asked >= r->max) {
+			result = "not-asked";
+			if (asked == r->max)
+				kwh_log(KWH_LOG_WARN, NULL, 0, "--max %ld redeliveries reached; the rest wait for the next run",
+				    r->max);
+			asked++;
+			code = 1;
+		} else {
+			kwh_buf_reset(&path);
+			kwh_buf_printf(&path, "/repos/%s/hooks/%ld/deliveries/%lld/attempts", r->repo, r->hook_id, id);
+			asked++;
+			g->delivery = guid;
+			if (kwh_github_request(g, "POST", path.data, NULL, 0, deadline, &ans, &status,
+			    err, sizeof err) < 0) {
+				result = "refused";
+				code = 1;
+				kwh_log(KWH_LOG_ERROR, guid, 0, "cannot redeliver %s delivery %lld of %s: %s",
+				    ev ? ev : "?", id, r->repo, err);
+			} else {
+				result = "redelivered";
+				ok++;
+				kwh_log(KWH_LOG_INFO, guid, 0, "redelivery of %s delivery %lld of %s asked for "
+				    "(GitHub got %ld at %s)", ev ? ev : "?", id, r->repo, c, kwh_jv_str(d, "delivered_at"));
+			}
+			g->delivery = NULL;
+		}
+		line = jv_object_set(jv_object(), jv_string("guid"), jv_string(guid));
+		line = jv_object_set(line, jv_string("id"), jv_number((double)id));
+		line = jv_object_set(line, jv_string("event"), ev ? jv_string(ev) : jv_null());
+		line = jv_object_set(line, jv_string("status_code"), jv_number((double)c));
+		line = jv_object_set(line, jv_string("delivered_at"), jv_string(kwh_jv_str(d, "delivered_at")));
+		line = jv_object_set(line, jv_string("result"), jv_string(result));
+		line = jv_dump_string(line, 0);
+		if (printf("%s\n", jv_string_value(line)) < 0 || fflush(stdout) == EOF)
+			code = KWH_EXIT_SYSTEM;
+		jv_free(line);
+		jv_free(d);
+	}
+	kwh_log(KWH_LOG_INFO, NULL, 0, "hook %ld of %s: %d redelivered of %d to redeliver%s", r->hook_id,
+	    r->repo, ok, todo, r->dry_run ? " (dry run)" : "");
+out:
+	jv_free(seen);
+	jv_free(chosen);
+	kwh_buf_release(&path);
+	kwh_buf_release(&ans);
 	return code;
 }

@@ -38,4 +38,45 @@ size_t kwh_replay_start(const char *chain, const char *stage);
  */
 int kwh_replay_run(const struct kwh_replay *r);
 
+/* ---- kwh-replay --from-github ------------------------------------------ */
+
+struct kwh_github;
+
+struct kwh_replay_github {
+	struct kwh_github *g;	/* credentials, api_url, ca_file */
+	const char *repo;	/* OWNER/REPO */
+	long hook_id;
+	long long since_ms;	/* epoch ms: older deliveries are not looked at */
+	long max;		/* the most redeliveries asked for in one run */
+	long budget_ms;		/* the whole run's deadline: now + budget */
+	int dry_run;		/* list, ask for nothing */
+};
+
+/*
+ * TIME as RFC 3339 ("2026-12-06T10:00:00Z", "...+02:00", fractions of a
+ * second allowed) or a duration back from now_ms ("90s", "30m", "2h",
+ * "1d"; a bare number is seconds) into *ms (epoch milliseconds).  0/-1.
+ */
+int kwh_replay_since(const char *time, long long now_ms, long long *ms);
+
+/*
+ * 1 when a delivery GitHub recorded with status_code code failed for a
+ * cause that may pass: 0 (no connection, no answer in time), 408, 429 or
+ * 5xx.  A 4xx from kwh is a final refusal (bad signature, unknown event,
+ * policy); the same payload would get the same answer again.
+ */
+int kwh_replay_transient(long code);
+
+/*
+ * Lists the hook's deliveries newest first (every page, until they are
+ * older than since_ms), keeps the guids whose newest attempt failed
+ * transiently and that no attempt delivered (2xx), and asks GitHub to
+ * redeliver each (oldest first, at most max).  One JSON line per chosen
+ * delivery goes to stdout and one log line per redelivery.  Returns the
+ * exit code: 0 every redelivery was accepted (or none was needed), 1 some
+ * were refused or not asked for (max, deadline), 111 the list could not
+ * be read.
+ */
+int kwh_replay_github(const struct kwh_replay_github *r);
+
 #endif

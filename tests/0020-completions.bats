@@ -44,3 +44,22 @@ load test_helper
 	assert_success
 	assert_output "$(printf 'json\nlogfmt')"
 }
+
+@test "bash and fish: kwh-replay completes --from-github; --app-key-file a file, --hook-id nothing" {
+	touch "$BATS_TEST_TMPDIR/app.pem"
+	run bash -c '
+		set -e
+		. "$TOP_DIR/completions/kwh.bash"
+		cd "$BATS_TEST_TMPDIR"
+		COMP_WORDS=(kwh-replay --from-g); COMP_CWORD=1; _kwh
+		printf "%s\n" "${COMPREPLY[@]}"
+		COMP_WORDS=(kwh-replay --app-key-file app); COMP_CWORD=2; _kwh
+		printf "%s\n" "${COMPREPLY[@]}"
+		COMP_WORDS=(kwh-replay --hook-id ""); COMP_CWORD=2; _kwh
+		echo "hook-id: ${#COMPREPLY[@]}"'
+	assert_success
+	assert_output "$(printf -- '--from-github\napp.pem\nhook-id: 0')"
+	run fish --no-config -c "source '$TOP_DIR/completions/kwh.fish'; complete -C'kwh-replay --from-'"
+	assert_success
+	assert_output --partial -- "--from-github"
+}

@@ -130,7 +130,8 @@ upload_packs() {
 
 # start_http_git TOKEN [CERT KEY]: serves $SRV through git http-backend on a
 # free port; requests must carry the token as the password of basic
-# authentication or as a bearer token.  With CERT and KEY (PEM files), it
+# authentication or as a bearer token (TOKEN "@FILE": any line of FILE,
+# read at each request).  With CERT and KEY (PEM files), it
 # speaks HTTPS with that certificate.  Sets HTTP_GIT_PORT, HTTP_GIT_PID;
 # each request is logged to $TMP/http.log as "METHOD PATH STATUS".  While
 # $TMP/stall exists, requests hang.
@@ -149,13 +150,22 @@ class H(BaseHTTPRequestHandler):
             f.write("%s %s %s\n" % (self.command, self.path, code))
     def log_message(self, fmt, *args):
         pass
+    def tokens(self):
+        # "@FILE": any line of FILE, read at each request (tokens issued meanwhile)
+        if not token.startswith("@"):
+            return [token]
+        try:
+            with open(token[1:]) as f:
+                return [l.strip() for l in f if l.strip()]
+        except OSError:
+            return []
     def authorized(self):
         a = self.headers.get("Authorization", "")
         if a.startswith("Bearer "):
-            return a[7:] == token
+            return a[7:] in self.tokens()
         if a.startswith("Basic "):
             try:
-                return base64.b64decode(a[6:]).decode().split(":", 1)[1] == token
+                return base64.b64decode(a[6:]).decode().split(":", 1)[1] in self.tokens()
             except Exception:
                 return False
         return False
