@@ -152,12 +152,14 @@ has_lock_open() {
 	touch "$TMP/stall"
 	GITHUB_TOKEN=$TOKEN kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in" > /dev/null 2>&1 3>&- &
 	BG=$!
+	# wait until the fetch is under way (the entry exists, marked
+	# incomplete): by then the options are read and the token taken
 	local seen=
-	for _ in $(seq 1 100); do
-		[ -r "/proc/$BG/environ" ] && grep -q "^$CACHE" <(tr '\0' '\n' <"/proc/$BG/cmdline") 2>/dev/null &&
-			[ -s "$TMP/http.log" ] && { seen=yes; break; }
+	for _ in $(seq 1 200); do
+		compgen -G "$CACHE/*.git/kwh-incomplete" > /dev/null && { seen=yes; break; }
 		sleep 0.05
 	done
+	assert_equal "$seen" yes
 	tr '\0' '\n' <"/proc/$BG/environ" >"$TMP/environ" 2>/dev/null || true
 	[ -s "$TMP/environ" ]
 	# (the kernel keeps the variable's name where it was: the value is wiped)
