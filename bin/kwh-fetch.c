@@ -13,8 +13,9 @@
 
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
-"                 [--cache-max-bytes BYTES]\n"
+"                 [--cache-max-bytes BYTES] [--fetch-budget SECONDS]\n"
 "                 [--insecure-skip-host-key-check] [--known-hosts FILE] [--log DEST]\n"
+"                 [--max-background-fetches N]\n"
 "                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
 "                 [--path PATH]\n"
 "                 [--remote TEMPLATE] [--ssh-key FILE] [--timeout SECONDS]\n"
@@ -29,10 +30,12 @@ main(int argc, char **argv)
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "cache-max-bytes", required_argument, NULL, 'M' },
+		{ "fetch-budget", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
 		{ "known-hosts", required_argument, NULL, 'k' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "max-background-fetches", required_argument, NULL, 'X' },
 		{ "max-manifest-bytes", required_argument, NULL, 'B' },
 		{ "max-objects", required_argument, NULL, 'O' },
 		{ "max-yaml-nodes", required_argument, NULL, 'N' },
@@ -48,7 +51,9 @@ main(int argc, char **argv)
 	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000,
 		.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT, .max_nodes = KWH_FETCH_MAX_NODES_DEFAULT,
 		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT,
-		.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT };
+		.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT,
+		.git.background_ms = KWH_GIT_BACKGROUND_MS_DEFAULT,
+		.git.max_background = KWH_GIT_MAX_BACKGROUND_DEFAULT };
 	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
 	const char *token_file = NULL, **allow;
 	int c, code;
@@ -68,11 +73,13 @@ main(int argc, char **argv)
 		case 'C': o.git.ca_file = optarg; break;
 		case 'c': o.git.cache_dir = optarg; break;
 		case 'M': o.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
+		case 'F': o.git.background_ms = kwh_cli_seconds_ms("--fetch-budget", optarg); break;
 		case 'g': o.use_git_url = 1; break;
 		case 'h': kwh_cli_help(usage);
 		case 'I': o.git.skip_host_key_check = 1; break;
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;
+		case 'X': o.git.max_background = (unsigned)kwh_cli_max_background(optarg); break;
 		case 'B': o.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
 		case 'O': o.max_objects = kwh_cli_size("--max-objects", optarg); break;
 		case 'N': o.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
@@ -92,6 +99,8 @@ main(int argc, char **argv)
 	if (o.remote && !strstr(o.remote, "{full_name}") &&
 	    !strstr(o.remote, "{owner}") && !strstr(o.remote, "{name}"))
 		kwh_usage_error("--remote: '%s' has no {full_name}, {owner} or {name}", o.remote);
+	if (!o.git.max_background)
+		o.git.background_ms = 0;	/* killed at the deadline, as before */
 	if (!o.git.cache_dir) {
 		kwh_cli_default_cache(&cache);
 		o.git.cache_dir = cache.data;

@@ -2,6 +2,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,4 +146,25 @@ kwh_cli_secret_file(struct kwh_secrets *s, const char *path)
 		kwh_warn("secret file '%s' is readable by %s (mode %04o): make it 0600",
 		    path, st.st_mode & S_IROTH ? "every user" : "its group",
 		    (unsigned)(st.st_mode & 07777));
+}
+
+size_t
+kwh_cli_max_background(const char *arg)
+{
+	size_t n = kwh_cli_size("--max-background-fetches", arg);
+
+	if (n > 1024)
+		kwh_usage_error("--max-background-fetches: '%s' is more than 1024", arg);
+	return n;
+}
+
+void
+kwh_cli_devnull(int fd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null >= 0 && null != fd) {
+		dup2(null, fd);
+		close(null);
+	}
 }

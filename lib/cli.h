@@ -40,4 +40,10 @@ void kwh_cli_policy(const char **list, size_t *n, size_t max, const char *opt, c
 /* Adds the secret file or dies with 111 naming the file. */
 void kwh_cli_secret_file(struct kwh_secrets *s, const char *path);
 
+/* --max-background-fetches N (0 to 1024), or a usage error. */
+size_t kwh_cli_max_background(const char *arg);
+
+/* Puts /dev/null in place of fd (a standard output answered early). */
+void kwh_cli_devnull(int fd);
+
 #endif

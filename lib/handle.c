@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,11 +24,13 @@ static const char usage[] =
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
 "                  [--dry-run[=client|server]]\n"
-"                  [--events LIST] [--filter EXPR]... [--header-timeout SECONDS]\n"
+"                  [--events LIST] [--fetch-budget SECONDS] [--filter EXPR]...\n"
+"                  [--header-timeout SECONDS]\n"
 "                  [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--listen [HOST:]PORT|systemd] [--log DEST]\n"
+"                  [--max-background-fetches N]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
 "                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
@@ -43,7 +46,7 @@ static const char usage[] =
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONTEXT,
-	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
+	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FETCH_BUDGET, O_MAX_BACKGROUND, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
 	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
@@ -66,6 +69,7 @@ static const struct option longopts[] = {
 	{ "dedupe", no_argument, NULL, O_DEDUPE },
 	{ "dry-run", optional_argument, NULL, O_DRY_RUN },
 	{ "events", required_argument, NULL, O_EVENTS },
+	{ "fetch-budget", required_argument, NULL, O_FETCH_BUDGET },
 	{ "filter", required_argument, NULL, O_FILTER },
 	{ "header-timeout", required_argument, NULL, O_HEADER_TIMEOUT },
 	{ "help", no_argument, NULL, O_HELP },
@@ -76,6 +80,7 @@ static const struct option longopts[] = {
 	{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
 	{ "listen", required_argument, NULL, O_LISTEN },
 	{ "log", required_argument, NULL, O_LOG },
+	{ "max-background-fetches", required_argument, NULL, O_MAX_BACKGROUND },
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
@@ -121,6 +126,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->fetch.max_nodes = KWH_FETCH_MAX_NODES_DEFAULT;
 	h->fetch.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT;
 	h->fetch.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT;
+	h->fetch.git.background_ms = KWH_GIT_BACKGROUND_MS_DEFAULT;
+	h->fetch.git.max_background = KWH_GIT_MAX_BACKGROUND_DEFAULT;
 	h->apply.field_manager = "kwh";
 	h->apply.deadline_ms = KWH_APPLY_DEADLINE_MS;
 	kwh_buf_init(&h->cache, 0);
@@ -161,6 +168,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 				kwh_usage_error("--dry-run: '%s' is neither client nor server", optarg);
 			break;
 		case O_EVENTS: h->annotate.events = optarg; break;
+		case O_FETCH_BUDGET: h->fetch.git.background_ms = kwh_cli_seconds_ms("--fetch-budget", optarg); break;
+		case O_MAX_BACKGROUND: h->fetch.git.max_background = (unsigned)kwh_cli_max_background(optarg); break;
 		case O_FILTER: h->filters[h->annotate.nfilters++] = optarg; break;
 		case O_HEADER_TIMEOUT:
 			h->header_timeout_ms = kwh_cli_seconds_ms("--header-timeout", optarg);
@@ -241,6 +250,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--max-pending: only with --listen");
 	if (!h->listen && backlog)
 		kwh_usage_error("--backlog: only with --listen");
+	if (!h->fetch.git.max_background)
+		h->fetch.git.background_ms = 0;	/* killed at the deadline, as before */
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)
@@ -493,6 +504,106 @@ reload_files(struct kwh_handle *h)
 	}
 }
 
+/* Did kwh-fetch answer 503 because the fetch goes on in the background? */
+static int
+fetch_goes_on(jv env)
+{
+	jv r = jv_object_get(jv_copy(env), jv_string("response"));
+	jv ra = jv_get_kind(r) == JV_KIND_OBJECT ?
+	    jv_object_get(jv_copy(r), jv_string("retry_after")) : jv_invalid();
+	int yes = kwh_env_status(env) == 503 && jv_get_kind(ra) == JV_KIND_NUMBER &&
+	    kwh_spool_wanted(env);
+
+	jv_free(ra);
+	jv_free(r);
+	return yes;
+}
+
+/*
+ * A delivery whose fetch goes on in the background, under --spool: spools
+ * it (durably), answers 202 with "queued": true and lets the client go;
+ * then waits for the fetch (--fetch-budget), runs kwh-apply, and removes
+ * the spool file when that succeeded or the answer is final (4xx), or
+ * leaves it, updated, for kwh-replay.  The spool file stays locked
+ * meanwhile, so that kwh-replay leaves it alone.  Returns the exit code,
+ * or -1 when the delivery could not be spooled (the caller answers 503).
+ */
+static int
+queue(struct kwh_handle *h, jv env, int out, jv *envp)
+{
+	struct kwh_fetch_opts fo = h->fetch;
+	struct kwh_buf resp = KWH_BUF_INIT, name = KWH_BUF_INIT;
+	char d[256], err[512];
+	int lock = -1, st, code = KWH_EXIT_OK;
+	jv a, r;
+
+	kwh_env_str(env, "delivery", d, sizeof d);
+	if (kwh_spool_envelope(h->spool, jv_copy(env), err, sizeof err) < 0) {
+		kwh_log(KWH_LOG_ERROR, d, 503, "delivery NOT spooled: %s", err);
+		jv_free(env);
+		return -1;
+	}
+	kwh_spool_name(&name, env);
+	kwh_spool_lock(h->spool, name.data, &lock);
+	kwh_log(KWH_LOG_INFO, d, 202, "delivery accepted for processing and spooled in '%s': "
+	    "completed here once the background fetch lands", h->spool);
+	a = kwh_env_respond(jv_copy(env), 202, "accepted for processing: the repository is "
+	    "being fetched in the background; the delivery is spooled and completed as soon "
+	    "as the fetch lands");
+	r = jv_object_get(jv_copy(a), jv_string("response"));
+	r = jv_object_set(r, jv_string("queued"), jv_true());
+	r = jv_object_set(r, jv_string("spooled"), jv_true());
+	a = jv_object_set(a, jv_string("response"), r);
+	if (envp)
+		*envp = jv_copy(a);
+	kwh_respond(a, &resp);
+	if (!resp.data || kwh_write_all(out, resp.data, resp.len) < 0)
+		kwh_log(KWH_LOG_WARN, d, 202, "cannot write the response: %s", strerror(errno));
+	kwh_buf_release(&resp);
+	/* the answer is complete: let the client (or socat) go */
+	shutdown(out, SHUT_WR);
+	if (!h->resident)
+		kwh_cli_devnull(out);
+
+	env = jv_object_delete(env, jv_string("response"));
+	env = jv_object_set(env, jv_string("deadline"),
+	    jv_number((double)(kwh_now_ms() + h->fetch.git.background_ms + KWH_GIT_MARGIN_MS)));
+	fo.git.background_ms = 0;	/* this process waits for it */
+	kwh_log(KWH_LOG_INFO, d, 0, "waiting for the background fetch (at most %lld s, "
+	    "--fetch-budget)", h->fetch.git.background_ms / 1000);
+	env = stage("kwh-fetch", kwh_fetch, &fo, env);
+	env = jv_object_set(env, jv_string("deadline"),
+	    jv_number((double)(kwh_now_ms() + h->verify.budget_ms)));
+	if (h->resident && h->apply_ready)
+		kwh_kube_reset(h->apply.kube);
+	env = h->apply_ready ? stage("kwh-apply", kwh_apply, &h->apply, env) :
+	    stage("kwh-apply", unconfigured, h->apply_err, env);
+	st = kwh_respond(jv_copy(env), &resp);
+	kwh_buf_release(&resp);
+	if (st < 500) {
+		if (lock >= 0 && kwh_spool_remove(h->spool, name.data, lock) < 0)
+			kwh_log(KWH_LOG_ERROR, d, st, "cannot remove the spool file '%s/%s': %s",
+			    h->spool, name.data, strerror(errno));
+		kwh_log(st < 400 ? KWH_LOG_INFO : KWH_LOG_WARN, d, st, "queued delivery %s after "
+		    "the background fetch (status %d); its spool file is removed",
+		    st < 400 ? "completed" : "refused", st);
+		code = st < 400 ? KWH_EXIT_OK : KWH_EXIT_REFUSED;
+		jv_free(env);
+	} else if (kwh_spool_envelope(h->spool, env, err, sizeof err) == 0) {
+		kwh_log(KWH_LOG_WARN, d, st, "queued delivery not completed (status %d): left "
+		    "in the spool for kwh-replay", st);
+		code = KWH_EXIT_REFUSED;
+	} else {
+		kwh_log(KWH_LOG_ERROR, d, st, "queued delivery not completed (status %d), and "
+		    "its spool file could not be updated: %s", st, err);
+		code = KWH_EXIT_SYSTEM;
+	}
+	if (lock >= 0)
+		close(lock);
+	kwh_buf_release(&name);
+	return code;
+}
+
 int
 kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 {
@@ -524,6 +635,13 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 		unconfigured_used = 1;
 	env = h->fetch_err[0] ? stage("kwh-fetch", fetch_unconfigured, h->fetch_err, env) :
 	    stage("kwh-fetch", kwh_fetch, &h->fetch, env);
+	if (h->spool && fetch_goes_on(env)) {
+		kwh_progname = self;
+		if ((code = queue(h, jv_copy(env), out, envp)) >= 0) {
+			jv_free(env);
+			return code;
+		}
+	}
 	if (!h->apply_ready && !kwh_env_has_response(env))
 		unconfigured_used = 1;
 	if (h->resident && h->apply_ready)
