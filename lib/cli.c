@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,4 +168,27 @@ kwh_cli_devnull(int fd)
 		dup2(null, fd);
 		close(null);
 	}
+}
+
+int
+kwh_cli_slot(const char *dir, const char *name, unsigned max, unsigned *which)
+{
+	struct kwh_buf p = KWH_BUF_INIT;
+	unsigned i;
+	int fd = -1;
+
+	for (i = 0; i < max && fd < 0; i++) {
+		kwh_buf_reset(&p);
+		if (kwh_buf_printf(&p, "%s/%s-%u.slot", dir, name, i) < 0 ||
+		    (fd = open(p.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+			break;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			fd = -1;
+		} else {
+			*which = i;
+		}
+	}
+	kwh_buf_release(&p);
+	return fd;
 }

@@ -23,6 +23,7 @@
  */
 #include "git.h"
 #include "buf.h"
+#include "cli.h"
 #include "err.h"
 #include "sig.h"
 
@@ -1476,24 +1477,7 @@ static void drop_entry(struct kwh_git *);
 static int
 take_slot(struct kwh_git *g, unsigned *which)
 {
-	struct kwh_buf p = KWH_BUF_INIT;
-	unsigned i;
-	int fd = -1;
-
-	for (i = 0; i < g->o->max_background && fd < 0; i++) {
-		kwh_buf_reset(&p);
-		if (kwh_buf_printf(&p, "%s/kwh-background-%u.slot", g->o->cache_dir, i) < 0 ||
-		    (fd = open(p.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-			break;
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			close(fd);
-			fd = -1;
-		} else {
-			*which = i;
-		}
-	}
-	kwh_buf_release(&p);
-	return fd;
+	return kwh_cli_slot(g->o->cache_dir, "kwh-background", g->o->max_background, which);
 }
 
 /* Closes every descriptor but keep[0..n) and the log's; /dev/null on 0,

@@ -33,7 +33,8 @@ static const char usage[] =
 "                  [--max-background-fetches N]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
-"                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
+"                  [--max-objects N] [--max-pending N] [--max-queued N]\n"
+"                  [--max-requests N]\n"
 "                  [--max-yaml-nodes N] [--namespace NS] [--path PATH]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
@@ -49,7 +50,7 @@ enum {
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FETCH_BUDGET, O_MAX_BACKGROUND, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
-	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
+	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_QUEUED, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 };
@@ -88,6 +89,7 @@ static const struct option longopts[] = {
 	{ "max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST_BYTES },
 	{ "max-objects", required_argument, NULL, O_MAX_OBJECTS },
 	{ "max-pending", required_argument, NULL, O_MAX_PENDING },
+	{ "max-queued", required_argument, NULL, O_MAX_QUEUED },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES },
 	{ "namespace", required_argument, NULL, O_NAMESPACE },
@@ -198,6 +200,12 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			if (h->backlog < 1 || h->backlog > INT_MAX)
 				kwh_usage_error("--backlog: '%s' is not 1 or more", optarg);
 			backlog = 1;
+			break;
+		case O_MAX_QUEUED:
+			h->max_queued = kwh_cli_size("--max-queued", optarg);
+			if (h->max_queued < 1 || h->max_queued > KWH_HANDLE_MAX_QUEUED)
+				kwh_usage_error("--max-queued: '%s' is not between 1 and %d", optarg,
+				    KWH_HANDLE_MAX_QUEUED);
 			break;
 		case O_MAX_PENDING:
 			h->max_pending = kwh_cli_size("--max-pending", optarg);
@@ -519,37 +527,86 @@ fetch_goes_on(jv env)
 	return yes;
 }
 
+/* env answered 503 with Retry-After: the server cannot do it now. */
+static jv
+retry_later(jv env, const char *msg)
+{
+	jv r;
+
+	env = kwh_env_respond(env, 503, "%s", msg);
+	r = jv_object_get(jv_copy(env), jv_string("response"));
+	r = jv_object_set(r, jv_string("retry_after"), jv_number(KWH_FETCH_RETRY_AFTER));
+	return jv_object_set(env, jv_string("response"), r);
+}
+
+/* How many processes may complete a queued delivery at once: --max-queued,
+ * or half the workers (rounded up) under --listen, or as many as the
+ * background fetches in one-shot mode. */
+static unsigned
+max_queued(const struct kwh_handle *h)
+{
+	if (h->max_queued)
+		return (unsigned)h->max_queued;
+	if (h->resident && h->workers)
+		return (unsigned)((h->workers + 1) / 2);
+	return KWH_GIT_MAX_BACKGROUND_DEFAULT;
+}
+
 /*
- * A delivery whose fetch goes on in the background, under --spool: spools
- * it (durably), answers 202 with "queued": true and lets the client go;
- * then waits for the fetch (--fetch-budget), runs kwh-apply, and removes
- * the spool file when that succeeded or the answer is final (4xx), or
- * leaves it, updated, for kwh-replay.  The spool file stays locked
- * meanwhile, so that kwh-replay leaves it alone.  Returns the exit code,
- * or -1 when the delivery could not be spooled (the caller answers 503).
+ * Under --spool, a delivery answered before its work is done: because its
+ * fetch goes on in the background (waited < 0), or because it waited
+ * waited ms for a free worker and too little of its budget is left
+ * (kwh_handle_run()).  Takes one of max_queued() slots (a flock(2) on
+ * SPOOL/.kwh-queued-N.slot, across processes), spools the delivery
+ * (durably), answers 202 with "queued": true and lets the client go;
+ * then runs kwh-fetch (waiting for the background fetch, --fetch-budget)
+ * and kwh-apply, and removes the spool file when that succeeded or the
+ * answer is final (4xx), or leaves it, updated, for kwh-replay.  The
+ * spool file stays locked meanwhile, so that kwh-replay leaves it alone.
+ * Returns the exit code; -1 when the delivery could not be spooled, -2
+ * when every slot is taken (the caller answers 503 with Retry-After).
  */
 static int
-queue(struct kwh_handle *h, jv env, int out, jv *envp)
+queue(struct kwh_handle *h, jv env, int out, jv *envp, long long waited)
 {
 	struct kwh_fetch_opts fo = h->fetch;
 	struct kwh_buf resp = KWH_BUF_INIT, name = KWH_BUF_INIT;
 	char d[256], err[512];
-	int lock = -1, st, code = KWH_EXIT_OK;
+	int lock = -1, st, code = KWH_EXIT_OK, slot;
+	unsigned which = 0, max = max_queued(h);
+	long long wait_ms = h->fetch.git.background_ms > h->verify.budget_ms ?
+	    h->fetch.git.background_ms : h->verify.budget_ms;
+	const char *after = waited < 0 ? " after the background fetch" : "";
 	jv a, r;
 
 	kwh_env_str(env, "delivery", d, sizeof d);
+	if ((slot = kwh_cli_slot(h->spool, ".kwh-queued", max, &which)) < 0) {
+		kwh_log(KWH_LOG_WARN, d, 503, "not queued: %u queued deliver%s completed "
+		    "already (--max-queued); answered 503, retry after %d s", max,
+		    max == 1 ? "y is being" : "ies are being", KWH_FETCH_RETRY_AFTER);
+		jv_free(env);
+		return -2;
+	}
 	if (kwh_spool_envelope(h->spool, jv_copy(env), err, sizeof err) < 0) {
 		kwh_log(KWH_LOG_ERROR, d, 503, "delivery NOT spooled: %s", err);
 		jv_free(env);
+		close(slot);
 		return -1;
 	}
 	kwh_spool_name(&name, env);
 	kwh_spool_lock(h->spool, name.data, &lock);
-	kwh_log(KWH_LOG_INFO, d, 202, "delivery accepted for processing and spooled in '%s': "
-	    "completed here once the background fetch lands", h->spool);
-	a = kwh_env_respond(jv_copy(env), 202, "accepted for processing: the repository is "
-	    "being fetched in the background; the delivery is spooled and completed as soon "
-	    "as the fetch lands");
+	if (waited < 0)
+		kwh_log(KWH_LOG_INFO, d, 202, "delivery accepted for processing and spooled in "
+		    "'%s': completed here once the background fetch lands", h->spool);
+	else
+		kwh_log(KWH_LOG_INFO, d, 202, "delivery accepted for processing and spooled in "
+		    "'%s': it waited %lld ms for a free worker, too long to be completed within "
+		    "--budget; completed here after the answer (queued slot %u)", h->spool, waited,
+		    which);
+	a = kwh_env_respond(jv_copy(env), 202, "%s", waited < 0 ? "accepted for processing: "
+	    "the repository is being fetched in the background; the delivery is spooled and "
+	    "completed as soon as the fetch lands" : "accepted for processing: the server was "
+	    "busy; the delivery is spooled and completed as soon as possible");
 	r = jv_object_get(jv_copy(a), jv_string("response"));
 	r = jv_object_set(r, jv_string("queued"), jv_true());
 	r = jv_object_set(r, jv_string("spooled"), jv_true());
@@ -567,10 +624,11 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp)
 
 	env = jv_object_delete(env, jv_string("response"));
 	env = jv_object_set(env, jv_string("deadline"),
-	    jv_number((double)(kwh_now_ms() + h->fetch.git.background_ms + KWH_GIT_MARGIN_MS)));
+	    jv_number((double)(kwh_now_ms() + wait_ms + KWH_GIT_MARGIN_MS)));
 	fo.git.background_ms = 0;	/* this process waits for it */
-	kwh_log(KWH_LOG_INFO, d, 0, "waiting for the background fetch (at most %lld s, "
-	    "--fetch-budget)", h->fetch.git.background_ms / 1000);
+	if (waited < 0)
+		kwh_log(KWH_LOG_INFO, d, 0, "waiting for the background fetch (at most %lld s, "
+		    "--fetch-budget)", wait_ms / 1000);
 	env = stage("kwh-fetch", kwh_fetch, &fo, env);
 	env = jv_object_set(env, jv_string("deadline"),
 	    jv_number((double)(kwh_now_ms() + h->verify.budget_ms)));
@@ -584,9 +642,9 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp)
 		if (lock >= 0 && kwh_spool_remove(h->spool, name.data, lock) < 0)
 			kwh_log(KWH_LOG_ERROR, d, st, "cannot remove the spool file '%s/%s': %s",
 			    h->spool, name.data, strerror(errno));
-		kwh_log(st < 400 ? KWH_LOG_INFO : KWH_LOG_WARN, d, st, "queued delivery %s after "
-		    "the background fetch (status %d); its spool file is removed",
-		    st < 400 ? "completed" : "refused", st);
+		kwh_log(st < 400 ? KWH_LOG_INFO : KWH_LOG_WARN, d, st, "queued delivery %s%s "
+		    "(status %d); its spool file is removed",
+		    st < 400 ? "completed" : "refused", after, st);
 		code = st < 400 ? KWH_EXIT_OK : KWH_EXIT_REFUSED;
 		jv_free(env);
 	} else if (kwh_spool_envelope(h->spool, env, err, sizeof err) == 0) {
@@ -600,8 +658,56 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp)
 	}
 	if (lock >= 0)
 		close(lock);
+	close(slot);
 	kwh_buf_release(&name);
 	return code;
+}
+
+/* What is left of env's deadline, in ms. */
+static long long
+time_left(jv env)
+{
+	jv d = jv_object_get(jv_copy(env), jv_string("deadline"));
+	long long left = jv_get_kind(d) == JV_KIND_NUMBER ?
+	    (long long)jv_number_value(d) - kwh_now_ms() : 0;
+
+	jv_free(d);
+	return left;
+}
+
+/*
+ * A request that waited in the --listen parent's queue for a free worker
+ * until less than KWH_HANDLE_EARLY_MS (or half the budget) of its budget
+ * was left: answered now rather than late.  Under --spool queued (202,
+ * completed by this worker after the answer); otherwise, or when
+ * --max-queued is reached, 503 with Retry-After.  Returns the exit code
+ * when it answered, or -1 with *envp the envelope to go on with.
+ */
+static int
+answer_early(struct kwh_handle *h, jv *envp, int out, jv *finalp)
+{
+	long long early = h->verify.budget_ms / 2 < KWH_HANDLE_EARLY_MS ?
+	    h->verify.budget_ms / 2 : KWH_HANDLE_EARLY_MS, left, waited;
+	char d[256], msg[512];
+	int code;
+
+	if (!h->verify.given || kwh_env_has_response(*envp) || (left = time_left(*envp)) >= early)
+		return -1;
+	waited = kwh_now_ms() - h->verify.given->received_ms;
+	if (h->spool && (code = queue(h, jv_copy(*envp), out, finalp, waited)) >= 0) {
+		jv_free(*envp);
+		return code;
+	}
+	kwh_env_str(*envp, "delivery", d, sizeof d);
+	if (!h->spool)
+		kwh_log(KWH_LOG_WARN, d, 503, "it waited %lld ms for a free worker: %lld ms of "
+		    "--budget left, too little; answered 503, retry after %d s", waited,
+		    left > 0 ? left : 0, KWH_FETCH_RETRY_AFTER);
+	snprintf(msg, sizeof msg, "the server is busy: every worker was taken until too "
+	    "little of the time to answer was left; redeliver after %d seconds (see the log "
+	    "for delivery %s)", KWH_FETCH_RETRY_AFTER, *d ? d : "-");
+	*envp = retry_later(*envp, msg);
+	return -1;
 }
 
 int
@@ -631,13 +737,15 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 		kwh_annotate_release(&h->annotate);
 		h->annotate_ready = 0;
 	}
+	if ((code = answer_early(h, &env, out, envp)) >= 0)
+		return code;
 	if (h->fetch_err[0] && !kwh_env_has_response(env))
 		unconfigured_used = 1;
 	env = h->fetch_err[0] ? stage("kwh-fetch", fetch_unconfigured, h->fetch_err, env) :
 	    stage("kwh-fetch", kwh_fetch, &h->fetch, env);
 	if (h->spool && fetch_goes_on(env)) {
 		kwh_progname = self;
-		if ((code = queue(h, jv_copy(env), out, envp)) >= 0) {
+		if ((code = queue(h, jv_copy(env), out, envp, -1)) >= 0) {
 			jv_free(env);
 			return code;
 		}

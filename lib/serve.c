@@ -964,6 +964,7 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 		w[i].ch = -1;
 	}
 	h->resident = 1;
+	h->workers = n;		/* the workers' default --max-queued is half */
 	A.lfd = lfd;
 	A.lim = &h->verify.limits;
 	A.header_ms = h->header_timeout_ms;
