@@ -126,7 +126,11 @@ main(int argc, char **argv)
 		kwh_cli_readable("CA file", o.git.ca_file);
 	o.git.progress = isatty(2);
 	kwh_pledge("stdio rpath wpath cpath flock inet dns proc");
+	/* consolidation and the cache's size bound once the envelopes are
+	 * out, in a detached process: the next stage waits for neither */
+	kwh_git_defer_upkeep(1);
 	code = kwh_env_loop(kwh_fetch, &o);
+	kwh_git_upkeep(1);
 	kwh_buf_wipe(&token);
 	kwh_buf_release(&cache);
 	kwh_buf_release(&kh);

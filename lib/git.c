@@ -1636,6 +1636,136 @@ keeper(struct kwh_git *g, int rep, int ctl, const char *ref, int want_head, cons
 }
 
 /*
+ * The entry's upkeep after a fetch (consolidate(), evict()) out of the
+ * request's path.  With kwh_git_defer_upkeep(1), net_run() does not run
+ * them after a fetch that landed within the deadline but notes the entry
+ * (at most UPKEEP_MAX; beyond, it runs them at once, as before), and the
+ * caller runs kwh_git_upkeep() once its answer is out: kwh-handle in its
+ * own process, kwh-fetch in a detached grandchild (as keeper()), so that
+ * the next stage and the sender wait for neither.  The upkeep takes the
+ * entry's exclusive lock (readers take the shared one: none reads a half
+ * consolidated entry) before it forks, so that the lock is held from
+ * before the process that fetched exits until the upkeep is done; an
+ * entry whose lock is not free within UPKEEP_LOCK_MS is left for the next
+ * fetch.  It may take --fetch-budget (or the default) to consolidate.
+ */
+#define UPKEEP_MAX 16
+#define UPKEEP_LOCK_MS 2000
+
+static struct {
+	char *url;
+	const struct kwh_git_opts *o;
+	char delivery[128];
+} upkeep[UPKEEP_MAX];
+static size_t n_upkeep;
+static int defer_upkeep;
+
+void
+kwh_git_defer_upkeep(int defer)
+{
+	defer_upkeep = defer;
+}
+
+int
+kwh_git_upkeep_pending(void)
+{
+	return n_upkeep > 0;
+}
+
+/* After a fetch that landed, under the exclusive lock, the entry open. */
+static void
+after_fetch(struct kwh_git *g)
+{
+	size_t i;
+
+	if (!defer_upkeep) {
+		evict(g);
+		return;
+	}
+	for (i = 0; i < n_upkeep; i++)
+		if (upkeep[i].o == g->o && !strcmp(upkeep[i].url, g->url))
+			return;
+	if (n_upkeep == UPKEEP_MAX || !(upkeep[n_upkeep].url = strdup(g->url))) {
+		consolidate(g);
+		evict(g);
+		return;
+	}
+	upkeep[n_upkeep].o = g->o;
+	snprintf(upkeep[n_upkeep].delivery, sizeof upkeep[n_upkeep].delivery, "%s", g->delivery);
+	n_upkeep++;
+}
+
+/* One entry's upkeep, its lock taken (locked) or to be taken. */
+static void
+upkeep_entry(struct kwh_git *g, int locked)
+{
+	const char *d = g->delivery[0] ? g->delivery : NULL;
+	char err[512];
+
+	g->deadline = kwh_now_ms() + UPKEEP_LOCK_MS;
+	if (!locked && take_lock(g, LOCK_EX, err, sizeof err) < 0) {
+		kwh_log(KWH_LOG_INFO, d, 0, "cache upkeep left for the next fetch: %s", err);
+		return;
+	}
+	g->deadline = kwh_now_ms() + (g->o->background_ms ? g->o->background_ms :
+	    KWH_GIT_BACKGROUND_MS_DEFAULT);
+	kwh_log(KWH_LOG_INFO, d, 0, "cache upkeep of '%s' after the answer (process %ld)",
+	    g->dir, (long)getpid());
+	if (open_repo(g) == 0) {
+		consolidate(g);
+		evict(g);
+	}
+}
+
+void
+kwh_git_upkeep(int detach)
+{
+	size_t i;
+
+	for (i = 0; i < n_upkeep; i++) {
+		const char *d = upkeep[i].delivery[0] ? upkeep[i].delivery : NULL;
+		struct kwh_git *g = NULL;
+		char err[512];
+		pid_t pid = 0;
+		int locked;
+
+		/* no waiting here: a lock held exclusively is a fetch, which
+		 * does the upkeep itself */
+		if (kwh_git_open(&g, upkeep[i].o, upkeep[i].url, kwh_now_ms(), err, sizeof err) < 0) {
+			kwh_log(KWH_LOG_INFO, d, 0, "cache upkeep left for the next fetch: %s", err);
+			free(upkeep[i].url);
+			continue;
+		}
+		kwh_git_set_delivery(g, d);
+		/* taken before the fork when free at once, so that it is held
+		 * from before this process exits until the upkeep is done */
+		locked = take_lock(g, LOCK_EX, err, sizeof err) == 0;
+		if (detach && (pid = fork()) == 0) {
+			/* twice removed: nobody waits for it; the lock (an open
+			 * file description shared with this process, which
+			 * closes its copy) is held until it ends */
+			if (fork() != 0)
+				_exit(0);
+			setsid();
+			signal(SIGPIPE, SIG_IGN);
+			detach_fds(&g->lockfd, 1);
+			upkeep_entry(g, locked);
+			_exit(0);
+		}
+		if (pid > 0) {
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		} else {
+			/* not detached, or fork() failed: here */
+			upkeep_entry(g, locked);
+		}
+		kwh_git_close(g);
+		free(upkeep[i].url);
+	}
+	n_upkeep = 0;
+}
+
+/*
  * Runs net_child() in a forked child under the exclusive lock and waits
  * for it until the deadline.  0 (branch, when asked for, in *branch), or
  * EREMOTE / ENOTFOUND / ECACHE / EDEADLINE with err set, or EBACKGROUND
@@ -1764,12 +1894,13 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		/* a failed fetch leaves the repository as it was: clear the marker */
 		if (!timed_out && r != 0)
 			set_marker(g, 0);
-		if (!timed_out && (open_repo(g) || (r == 0 && consolidate(g) < 0)) && r == 0) {
+		if (!timed_out && (open_repo(g) ||
+		    (r == 0 && !defer_upkeep && consolidate(g) < 0)) && r == 0) {
 			seterr(err, errlen, "the cache '%s' is unusable after a fetch", g->dir);
 			r = KWH_GIT_ECACHE;
 		}
 		if (r == 0)
-			evict(g);
+			after_fetch(g);
 	}
 	return r;
 }

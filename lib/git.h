@@ -105,6 +105,17 @@ int kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
     const char *url, long long deadline_ms, char *err, size_t errlen);
 /* The delivery id a background fetch names in its log lines (copied). */
 void kwh_git_set_delivery(struct kwh_git *g, const char *delivery);
+/*
+ * Defers the upkeep after a fetch (pack consolidation, the cache's size
+ * bound) that kwh_git_resolve() otherwise does before it returns: the
+ * entries are noted, and kwh_git_upkeep() does it once the caller has
+ * answered, under each entry's exclusive lock; with detach, in a detached
+ * process holding that lock (the call returns at once).
+ * kwh_git_upkeep_pending() says whether there is any.
+ */
+void kwh_git_defer_upkeep(int defer);
+int kwh_git_upkeep_pending(void);
+void kwh_git_upkeep(int detach);
 /* Releases the lock and everything the handle holds.  NULL is fine. */
 void kwh_git_close(struct kwh_git *g);
 

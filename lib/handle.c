@@ -335,6 +335,7 @@ kwh_handle_init(struct kwh_handle *h)
 	char err[1024];
 	int is_usage = 0;
 
+	kwh_git_defer_upkeep(1);	/* after the answer (see upkeep()) */
 	if (kwh_annotate_init(&h->annotate, err, sizeof err) < 0)
 		kwh_die(KWH_EXIT_USAGE, "%s", err);
 	h->annotate_ready = 1;
@@ -527,6 +528,26 @@ fetch_goes_on(jv env)
 	return yes;
 }
 
+/*
+ * The cache's upkeep after a fetch (pack consolidation, its size bound),
+ * once the answer is written (kwh_git_defer_upkeep): the client is let go
+ * first (out, unless -1, half-closed; in one-shot mode /dev/null in its
+ * place, so that socat sees the end), then it runs here, under the entry's
+ * exclusive lock.
+ */
+static void
+upkeep(struct kwh_handle *h, int out)
+{
+	if (!kwh_git_upkeep_pending())
+		return;
+	if (out >= 0) {
+		shutdown(out, SHUT_WR);
+		if (!h->resident)
+			kwh_cli_devnull(out);
+	}
+	kwh_git_upkeep(0);
+}
+
 /* env answered 503 with Retry-After: the server cannot do it now. */
 static jv
 retry_later(jv env, const char *msg)
@@ -660,6 +681,7 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp, long long waited)
 		close(lock);
 	close(slot);
 	kwh_buf_release(&name);
+	upkeep(h, -1);
 	return code;
 }
 
@@ -770,6 +792,7 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	}
 	kwh_buf_release(&resp);
 	code = st >= 400 ? KWH_EXIT_REFUSED : KWH_EXIT_OK;
+	upkeep(h, out);
 	return spool_failed || unconfigured_used ? KWH_EXIT_SYSTEM : code;
 }
 
