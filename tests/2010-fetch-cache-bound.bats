@@ -167,8 +167,11 @@ two_entries_a_used_last() {
 	head -c 65536 /dev/zero > "$CACHE/0123456789abcdef-octo-old.git/data"
 	touch -d '-1 hour' "$CACHE/0123456789abcdef-octo-old.lock"
 	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" \
-	    --allow-remote-host file:// --allow-kind /ConfigMap --dry-run=client --cache-max-bytes 1k < "$TMP/req"
+	    --allow-remote-host file:// --allow-kind /ConfigMap --dry-run=client --cache-max-bytes 1k \
+	    --log "$LOG" < "$TMP/req"
 	assert_success
+	# once the answer is written (its standard output closed)
+	grep -F "after the answer (process " "$LOG"
 	[[ $output == *"HTTP/1.1 200"* ]] || fail "$output $stderr"
 	[ ! -e "$CACHE/0123456789abcdef-octo-old.git" ] && [ ! -e "$CACHE/0123456789abcdef-octo-old.lock" ] ||
 	    fail "the old entry stayed: $stderr"
