@@ -179,3 +179,41 @@ status() {
 	[[ $stderr == *"--max-queued: '0' is not between 1 and 1024"* ]] || fail "stderr: $stderr"
 	run -100 --separate-stderr kwh-handle --insecure --max-queued 1025 </dev/null
 }
+
+# Nothing is closed without a log line (issue 16, point 5).
+
+@test "--max-pending: each connection closed unfinished is logged, those within the 10 s between warnings too" {
+	serve --max-pending 2
+	exec {C1}<>"/dev/tcp/127.0.0.1/$PORT"
+	exec {C2}<>"/dev/tcp/127.0.0.1/$PORT"
+	wait_for test -n "$(ss -Htn state established "( sport = :$PORT )" | sed -n 2p)"
+	# the third closes the first (logged at once), the fourth the second
+	# (within 10 s of that line: counted, and logged when they are up)
+	exec {C3}<>"/dev/tcp/127.0.0.1/$PORT"
+	run timeout 5 cat <&$C1
+	assert_success
+	exec {C4}<>"/dev/tcp/127.0.0.1/$PORT"
+	run timeout 5 cat <&$C2
+	assert_success
+	wait_for grep -q 'closed 1 unfinished connection, the oldest' "$LOG"
+	n=150
+	until [ "$(grep -c 'closed 1 unfinished connection, the oldest' "$LOG")" = 2 ]; do
+		[ $n -gt 0 ] || fail "the second close was never logged: $(cat "$LOG")"
+		sleep 0.1
+		n=$((n - 1))
+	done
+	exec {C1}>&- {C2}>&- {C3}>&- {C4}>&-
+}
+
+@test "SIGTERM: the connections that sent nothing are closed, and that is logged" {
+	serve
+	exec {C1}<>"/dev/tcp/127.0.0.1/$PORT"
+	wait_for test -n "$(ss -Htn state established "( sport = :$PORT )")"
+	kill -TERM "$LISTEN_PID"
+	wait "$LISTEN_PID"
+	LISTEN_PID=
+	grep -F 'stopping: closed 1 connection that had sent nothing' "$LOG"
+	run timeout 5 cat <&$C1
+	assert_success
+	exec {C1}>&-
+}
