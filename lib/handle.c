@@ -532,8 +532,10 @@ fetch_goes_on(jv env)
  * The cache's upkeep after a fetch (pack consolidation, its size bound),
  * once the answer is written (kwh_git_defer_upkeep): the client is let go
  * first (out, unless -1, half-closed; in one-shot mode /dev/null in its
- * place, so that socat sees the end), then it runs here, under the entry's
- * exclusive lock.
+ * place, so that socat sees the end), then it runs under the entry's
+ * exclusive lock: here in one-shot mode, in a detached process under
+ * --listen, so that consolidating a large entry does not keep the worker
+ * from the next request.
  */
 static void
 upkeep(struct kwh_handle *h, int out)
@@ -545,7 +547,7 @@ upkeep(struct kwh_handle *h, int out)
 		if (!h->resident)
 			kwh_cli_devnull(out);
 	}
-	kwh_git_upkeep(0);
+	kwh_git_upkeep(h->resident);
 }
 
 /* env answered 503 with Retry-After: the server cannot do it now. */

@@ -24,6 +24,7 @@ upkept() {
 }
 
 teardown() {
+	[ -z "${LISTEN_PID:-}" ] || stop_pid "$LISTEN_PID"
 	stop_git_servers
 }
 
@@ -176,6 +177,40 @@ two_entries_a_used_last() {
 	[ ! -e "$CACHE/0123456789abcdef-octo-old.git" ] && [ ! -e "$CACHE/0123456789abcdef-octo-old.lock" ] ||
 	    fail "the old entry stayed: $stderr"
 	ls -d "$CACHE"/*-octo-repo.git
+}
+
+@test "kwh-handle --listen: the upkeep after the answer runs in a detached process, not in the worker" {
+	secret_file secret s3cret
+	REV=$REV3
+	push_payload refs/heads/main "file://$BARE" > "$TMP/push.json"
+	kwh-sign --event push --delivery d-l --secret-file "$TMP/secret" "$TMP/push.json" > "$TMP/req"
+	mkdir -p "$CACHE/0123456789abcdef-octo-old.git"
+	head -c 65536 /dev/zero > "$CACHE/0123456789abcdef-octo-old.git/data"
+	touch -d '-1 hour' "$CACHE/0123456789abcdef-octo-old.lock"
+	PORT=$(free_port)
+	kwh-handle --listen "127.0.0.1:$PORT" --workers 1 --secret-file "$TMP/secret" \
+	    --cache "$CACHE" --allow-remote-host file:// --allow-kind /ConfigMap --dry-run=client \
+	    --cache-max-bytes 1k --log "$LOG" 2>"$TMP/listen.err" 3>&- &
+	LISTEN_PID=$!
+	wait_port "$PORT"
+	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+	cat "$TMP/req" >&$fd
+	timeout 20 cat <&$fd > "$TMP/resp"
+	exec {fd}>&-
+	[[ $(head -n1 "$TMP/resp") == "HTTP/1.1 200 "* ]] || fail "$(cat "$TMP/resp")"
+	# the client may be let go before the upkeep takes the lock: its
+	# log line says it holds it
+	for _ in $(seq 200); do
+		grep -qF "after the answer (process " "$LOG" && break
+		sleep 0.1
+	done
+	upkept "$(ls "$CACHE"/*-octo-repo.lock)"
+	[ ! -e "$CACHE/0123456789abcdef-octo-old.git" ] || fail "the old entry stayed: $(cat "$LOG")"
+	worker=$(pgrep -P "$LISTEN_PID")
+	[ -n "$worker" ]
+	grep -F "after the answer (process " "$LOG"
+	run ! grep -F "after the answer (process $worker)" "$LOG"
+	run ! grep -F "after the answer (process $LISTEN_PID)" "$LOG"
 }
 
 @test "--cache-max-bytes: not a size is a usage error (100), for kwh-fetch and kwh-handle" {
