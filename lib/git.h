@@ -110,7 +110,8 @@ void kwh_git_set_delivery(struct kwh_git *g, const char *delivery);
  * bound) that kwh_git_resolve() otherwise does before it returns: the
  * entries are noted, and kwh_git_upkeep() does it once the caller has
  * answered, under each entry's exclusive lock; with detach, in a detached
- * process holding that lock (the call returns at once).
+ * process holding that lock (the call returns at once).  The options
+ * given to kwh_git_open() must stay valid until then.
  * kwh_git_upkeep_pending() says whether there is any.
  */
 void kwh_git_defer_upkeep(int defer);
