@@ -1277,8 +1277,8 @@ consolidate(struct kwh_git *g)
 		unlink(b.data);
 		removed++;
 	}
-	kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs consolidated into one (%lld ms)",
-	    g->dir, removed, kwh_now_ms() - t0);
+	kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs consolidated into one (%lld ms, "
+	    "process %ld)", g->dir, removed, kwh_now_ms() - t0, (long)getpid());
 	goto done;
 fail:
 	if (c.late)
@@ -1438,8 +1438,8 @@ evict(struct kwh_git *g)
 		if (!evict_one(cache, &v[i]))
 			continue;
 		kwh_log(KWH_LOG_INFO, NULL, 0, "cache entry '%s/%s.git' evicted (%llu bytes, "
-		    "the least recently used): the cache held %llu bytes, more than %llu",
-		    cache, v[i].name, v[i].bytes, total, max);
+		    "the least recently used, by process %ld): the cache held %llu bytes, more "
+		    "than %llu", cache, v[i].name, v[i].bytes, (long)getpid(), total, max);
 		total -= v[i].bytes;
 	}
 	if (total > max)
@@ -1709,8 +1709,7 @@ upkeep_entry(struct kwh_git *g, int locked)
 	}
 	g->deadline = kwh_now_ms() + (g->o->background_ms ? g->o->background_ms :
 	    KWH_GIT_BACKGROUND_MS_DEFAULT);
-	kwh_log(KWH_LOG_INFO, d, 0, "cache upkeep of '%s' after the answer (process %ld)",
-	    g->dir, (long)getpid());
+	/* (its lines, when it does something, name the process) */
 	if (open_repo(g) == 0) {
 		consolidate(g);
 		evict(g);
