@@ -1481,7 +1481,7 @@ take_slot(struct kwh_git *g, unsigned *which)
 }
 
 /* Closes every descriptor but keep[0..n) and the log's; /dev/null on 0,
- * 1 (and 2 unless the log goes there). */
+ * 1 (and 2 unless the log goes there or it is a terminal). */
 static void
 detach_fds(const int *keep, size_t n)
 {
@@ -1494,7 +1494,9 @@ detach_fds(const int *keep, size_t n)
 	if (null >= 0) {
 		dup2(null, 0);
 		dup2(null, 1);
-		if (logfd != 2)
+		/* a terminal is kept (the fetch's progress goes on showing
+		 * there); nobody waits for its end as for a pipe's */
+		if (logfd != 2 && !isatty(2))
 			dup2(null, 2);
 		close(null);
 	}
