@@ -15,10 +15,11 @@
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
 "                 [--api-url URL] [--app-id N --app-key-file PEM]\n"
-"                 [--cache-max-bytes BYTES]\n"
+"                 [--cache-max-bytes BYTES] [--fetch-budget SECONDS]\n"
 "                 [--insecure-skip-host-key-check] [--installation-id N]\n"
 "                 [--known-hosts FILE] [--log DEST]\n"
 "                 [--log-format logfmt|json] [--log-level LEVEL]\n"
+"                 [--max-background-fetches N]\n"
 "                 [--max-manifest-bytes BYTES] [--max-objects N] [--max-yaml-nodes N]\n"
 "                 [--path PATH]\n"
 "                 [--remote TEMPLATE] [--ssh-key FILE] [--statsd HOST:PORT]\n"
@@ -40,6 +41,7 @@ main(int argc, char **argv)
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "cache-max-bytes", required_argument, NULL, 'M' },
+		{ "fetch-budget", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "insecure-skip-host-key-check", no_argument, NULL, 'I' },
 		{ "installation-id", required_argument, NULL, 'i' },
@@ -47,6 +49,7 @@ main(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "log-format", required_argument, NULL, KWH_CLI_LOG_FORMAT },
+		{ "max-background-fetches", required_argument, NULL, 'X' },
 		{ "max-manifest-bytes", required_argument, NULL, 'B' },
 		{ "max-objects", required_argument, NULL, 'O' },
 		{ "max-yaml-nodes", required_argument, NULL, 'N' },
@@ -63,7 +66,9 @@ main(int argc, char **argv)
 	struct kwh_fetch_opts o = { .path = ".ci/workflow.yaml", .timeout_ms = 9000,
 		.max_bytes = KWH_FETCH_MAX_BYTES_DEFAULT, .max_nodes = KWH_FETCH_MAX_NODES_DEFAULT,
 		.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT,
-		.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT };
+		.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT,
+		.git.background_ms = KWH_GIT_BACKGROUND_MS_DEFAULT,
+		.git.max_background = KWH_GIT_MAX_BACKGROUND_DEFAULT };
 	struct kwh_buf cache = KWH_BUF_INIT, token = KWH_BUF_INIT, kh = KWH_BUF_INIT;
 	struct kwh_github app = KWH_GITHUB_INIT;
 	const char *token_file = NULL, *key_file = NULL, **allow;
@@ -89,6 +94,7 @@ main(int argc, char **argv)
 		case 'C': o.git.ca_file = optarg; break;
 		case 'c': o.git.cache_dir = optarg; break;
 		case 'M': o.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
+		case 'F': o.git.background_ms = kwh_cli_seconds_ms("--fetch-budget", optarg); break;
 		case 'g': o.use_git_url = 1; break;
 		case 'h': kwh_cli_help(usage);
 		case 'I': o.git.skip_host_key_check = 1; break;
@@ -97,6 +103,7 @@ main(int argc, char **argv)
 		case 'L': kwh_cli_log_level(optarg); break;
 		case KWH_CLI_LOG_FORMAT: kwh_cli_log_format(optarg); break;
 		case KWH_CLI_STATSD: kwh_metrics_statsd(optarg); break;
+		case 'X': o.git.max_background = (unsigned)kwh_cli_max_background(optarg); break;
 		case 'B': o.max_bytes = kwh_cli_size("--max-manifest-bytes", optarg); break;
 		case 'O': o.max_objects = kwh_cli_size("--max-objects", optarg); break;
 		case 'N': o.max_nodes = kwh_cli_size("--max-yaml-nodes", optarg); break;
@@ -130,6 +137,8 @@ main(int argc, char **argv)
 			kwh_die(KWH_EXIT_SYSTEM, "cannot set up libcurl");
 		o.app = &app;
 	}
+	if (!o.git.max_background)
+		o.git.background_ms = 0;	/* killed at the deadline, as before */
 	if (!o.git.cache_dir) {
 		kwh_cli_default_cache(&cache);
 		o.git.cache_dir = cache.data;
@@ -160,7 +169,11 @@ main(int argc, char **argv)
 		kwh_cli_readable("CA file", o.git.ca_file);
 	o.git.progress = isatty(2);
 	kwh_pledge("stdio rpath wpath cpath flock inet dns proc");
+	/* consolidation and the cache's size bound once the envelopes are
+	 * out, in a detached process: the next stage waits for neither */
+	kwh_git_defer_upkeep(1);
 	code = kwh_env_loop(kwh_fetch, &o);
+	kwh_git_upkeep(1);
 	kwh_buf_wipe(&token);
 	kwh_github_release(&app);
 	kwh_buf_release(&cache);

@@ -2,10 +2,12 @@
 #include "err.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,4 +192,48 @@ kwh_cli_secret_file(struct kwh_secrets *s, const char *path)
 		kwh_warn("secret file '%s' is readable by %s (mode %04o): make it 0600",
 		    path, st.st_mode & S_IROTH ? "every user" : "its group",
 		    (unsigned)(st.st_mode & 07777));
+}
+
+size_t
+kwh_cli_max_background(const char *arg)
+{
+	size_t n = kwh_cli_size("--max-background-fetches", arg);
+
+	if (n > 1024)
+		kwh_usage_error("--max-background-fetches: '%s' is more than 1024", arg);
+	return n;
+}
+
+void
+kwh_cli_devnull(int fd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null >= 0 && null != fd) {
+		dup2(null, fd);
+		close(null);
+	}
+}
+
+int
+kwh_cli_slot(const char *dir, const char *name, unsigned max, unsigned *which)
+{
+	struct kwh_buf p = KWH_BUF_INIT;
+	unsigned i;
+	int fd = -1;
+
+	for (i = 0; i < max && fd < 0; i++) {
+		kwh_buf_reset(&p);
+		if (kwh_buf_printf(&p, "%s/%s-%u.slot", dir, name, i) < 0 ||
+		    (fd = open(p.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+			break;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			fd = -1;
+		} else {
+			*which = i;
+		}
+	}
+	kwh_buf_release(&p);
+	return fd;
 }

@@ -57,4 +57,19 @@ void kwh_cli_policy(const char **list, size_t *n, size_t max, const char *opt, c
 /* Adds the secret file or dies with 111 naming the file. */
 void kwh_cli_secret_file(struct kwh_secrets *s, const char *path);
 
+/* --max-background-fetches N (0 to 1024), or a usage error. */
+size_t kwh_cli_max_background(const char *arg);
+
+/* Puts /dev/null in place of fd (a standard output answered early). */
+void kwh_cli_devnull(int fd);
+
+/*
+ * One of max slots, a limit that holds across processes: takes an
+ * exclusive flock(2) on the first free DIR/NAME-N.slot (N below max,
+ * created 0600 as needed) and returns its descriptor (close it to free
+ * the slot; the kernel frees it when the process dies), N in *which; or
+ * -1 when every one is taken (or DIR cannot be written).
+ */
+int kwh_cli_slot(const char *dir, const char *name, unsigned max, unsigned *which);
+
 #endif

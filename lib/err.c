@@ -17,6 +17,7 @@ const char *kwh_progname = "kwh";
 static enum { LOG_TO_STDERR, LOG_TO_FD, LOG_TO_SYSLOG, LOG_TO_NONE } log_kind;
 static int log_fd = 2;
 static int log_json;	/* --log-format json */
+static int log_facility = LOG_DAEMON;
 
 long long
 kwh_now_ms(void)
@@ -122,6 +123,7 @@ kwh_log_open(const char *spec)
 			return -1;
 		}
 		openlog(kwh_progname, LOG_PID, fac);
+		log_facility = fac;
 		log_kind = LOG_TO_SYSLOG;
 		return 0;
 	}
@@ -262,4 +264,19 @@ kwh_pledge(const char *promises)
 #else
 	(void)promises;
 #endif
+}
+
+int
+kwh_log_detach(void)
+{
+	if (log_kind == LOG_TO_SYSLOG)
+		closelog();
+	return log_kind == LOG_TO_STDERR || log_kind == LOG_TO_FD ? log_fd : -1;
+}
+
+void
+kwh_log_attach(void)
+{
+	if (log_kind == LOG_TO_SYSLOG)
+		openlog(kwh_progname, LOG_PID, log_facility);
 }

@@ -61,6 +61,15 @@ void kwh_log(int level, const char *delivery, int status, const char *fmt, ...)
  */
 int kwh_log_format(const char *name);
 
+/*
+ * For a process that closes the descriptors it inherited (a fetch going
+ * on in the background): kwh_log_detach() closes the syslog connection
+ * and returns the descriptor the log is written to (-1: none to keep);
+ * kwh_log_attach() reopens syslog afterwards.
+ */
+int kwh_log_detach(void);
+void kwh_log_attach(void);
+
 /* Does nothing off OpenBSD; a place for pledge(2)-like restriction. */
 void kwh_pledge(const char *promises);
 

@@ -153,6 +153,19 @@ git_fail(jv env, int r, const char *err)
 	char d[128];
 	int status = git_status(r);
 
+	if (r == KWH_GIT_EBACKGROUND) {
+		jv resp;
+
+		kwh_env_str(env, "delivery", d, sizeof d);
+		kwh_log(KWH_LOG_WARN, d, 503, "%s: answered 503, retry after %d s", err,
+		    KWH_FETCH_RETRY_AFTER);
+		env = kwh_env_respond(env, 503, "the repository is still being fetched, in the "
+		    "background: redeliver after %d seconds (see the log for delivery %s)",
+		    KWH_FETCH_RETRY_AFTER, *d ? d : "-");
+		resp = jv_object_get(jv_copy(env), jv_string("response"));
+		resp = jv_object_set(resp, jv_string("retry_after"), jv_number(KWH_FETCH_RETRY_AFTER));
+		return jv_object_set(env, jv_string("response"), resp);
+	}
 	if (r == KWH_GIT_ENOTFOUND || r == KWH_GIT_EBADREV)
 		return kwh_env_respond(env, status, "%s", err);
 	kwh_env_str(env, "delivery", d, sizeof d);
@@ -248,8 +261,9 @@ kwh_fetch(void *ctx, jv env)
 		}
 		gopts.token = apptok.data;
 	}
-	if ((r = kwh_git_open(&g, &gopts, url, deadline, err, sizeof err)) < 0 ||
-	    (r = kwh_git_resolve(g, revp, ref, fallback, hex, err, sizeof err)) < 0) {
+	if ((r = kwh_git_open(&g, &gopts, url, deadline, err, sizeof err)) == 0)
+		kwh_git_set_delivery(g, kwh_env_str(env, "delivery", full, sizeof full));
+	if (r < 0 || (r = kwh_git_resolve(g, revp, ref, fallback, hex, err, sizeof err)) < 0) {
 		kwh_git_close(g);
 		kwh_buf_wipe(&apptok);
 		return git_fail(env, r, err);

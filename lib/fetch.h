@@ -32,6 +32,9 @@ struct kwh_fetch_opts {
 	struct kwh_github *app;
 };
 
+/* Retry-After of the 503 answered while a fetch goes on in the background. */
+#define KWH_FETCH_RETRY_AFTER 30
+
 /* The bounds on a delivery's manifests, over all its files (0: none). */
 #define KWH_FETCH_MAX_BYTES_DEFAULT ((size_t)4 << 20)
 #define KWH_FETCH_MAX_NODES_DEFAULT ((size_t)250000)
@@ -47,8 +50,11 @@ struct kwh_fetch_opts {
  * no objects, manifests over max_bytes, max_nodes or max_objects, a
  * revision that is not a full commit id or a remote that is not allowed
  * (git.allow, git.pin) or, with app, a payload without installation.id,
- * 500 local cache failure, 502 remote unreachable or
- * refusing or GitHub not giving an installation token, 504 deadline passed (git work stops KWH_GIT_MARGIN_MS before
+ * 500 local cache failure, 502 remote unreachable or refusing or GitHub
+ * not giving an installation token, 503 with response.retry_after
+ * (seconds) when the fetch goes on in the background (git.background_ms)
+ * or another delivery's fetch still holds the entry, 504 deadline passed
+ * (git work stops KWH_GIT_MARGIN_MS before
  * it; also while reading the YAML).  Remote and cache failures are
  * detailed in the log; the response only says to look there.  Consumes
  * env and returns the new envelope.

@@ -24,6 +24,7 @@
 #include "git.h"
 #include "metrics.h"
 #include "buf.h"
+#include "cli.h"
 #include "err.h"
 #include "sig.h"
 
@@ -73,6 +74,7 @@ struct kwh_git {
 	int inited;		/* git_libgit2_init() done */
 	long long deadline;
 	git_repository *repo;
+	char delivery[128];	/* for the log lines of a background fetch */
 };
 
 static void
@@ -452,6 +454,13 @@ take_lock(struct kwh_git *g, int mode, char *err, size_t errlen)
 			seterr(err, errlen, "cannot lock the cache for %s: %s", g->shown, strerror(errno));
 			return KWH_GIT_ECACHE;
 		}
+		if (kwh_now_ms() >= g->deadline && g->o->background_ms) {
+			/* a fetch (perhaps in the background) holds it: the
+			 * revision may be there once it ends */
+			seterr(err, errlen, "a fetch from %s for another delivery is still going on",
+			    g->shown);
+			return KWH_GIT_EBACKGROUND;
+		}
 		if (kwh_now_ms() >= g->deadline) {
 			seterr(err, errlen, "deadline passed waiting for the cache lock of %s", g->shown);
 			return KWH_GIT_EDEADLINE;
@@ -694,6 +703,12 @@ fail:
 	kwh_buf_release(&b);
 	kwh_git_close(g);
 	return r;
+}
+
+void
+kwh_git_set_delivery(struct kwh_git *g, const char *delivery)
+{
+	snprintf(g->delivery, sizeof g->delivery, "%s", delivery ? delivery : "");
 }
 
 void
@@ -1266,8 +1281,8 @@ consolidate(struct kwh_git *g)
 		unlink(b.data);
 		removed++;
 	}
-	kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs consolidated into one (%lld ms)",
-	    g->dir, removed, kwh_now_ms() - t0);
+	kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu packs consolidated into one (%lld ms, "
+	    "process %ld)", g->dir, removed, kwh_now_ms() - t0, (long)getpid());
 	goto done;
 fail:
 	if (c.late)
@@ -1427,8 +1442,8 @@ evict(struct kwh_git *g)
 		if (!evict_one(cache, &v[i]))
 			continue;
 		kwh_log(KWH_LOG_INFO, NULL, 0, "cache entry '%s/%s.git' evicted (%llu bytes, "
-		    "the least recently used): the cache held %llu bytes, more than %llu",
-		    cache, v[i].name, v[i].bytes, total, max);
+		    "the least recently used, by process %ld): the cache held %llu bytes, more "
+		    "than %llu", cache, v[i].name, v[i].bytes, (long)getpid(), total, max);
 		total -= v[i].bytes;
 	}
 	if (total > max)
@@ -1461,9 +1476,328 @@ report_bytes(struct kwh_buf *rep)
 }
 
 /*
+ * Background fetches.  With o->background_ms, net_run() does not run
+ * net_child() in its own child but in a grandchild: the keeper (keeper()),
+ * detached from the delivery's process (its own session, no death signal,
+ * /dev/null on standard input and output, every other inherited
+ * descriptor closed but the entry's lock and the log), forks the fetch and
+ * passes its report on.  When the delivery's process stops waiting (it
+ * closes the control pipe at its deadline, or dies), the keeper takes a
+ * background slot (a flock(2) on cache/kwh-background-N.slot, N below
+ * o->max_background: the limit holds across processes) and says 'B', or,
+ * with no slot free, kills the fetch and says 'K'.  In the background it
+ * keeps the entry's exclusive lock (the lock file's open file description
+ * is shared with the delivery's process, which closes its copy), waits
+ * for the fetch until o->background_ms from its start (then kills it),
+ * and does what net_run() does after a fetch: clears the marker,
+ * consolidates the packs and bounds the cache, or removes an entry whose
+ * first fetch failed.  Every step is logged with the delivery id.
+ */
+#define BG_HANDOFF_MS 300	/* the keeper's answer once told to go on alone */
+
+static void drop_entry(struct kwh_git *);
+
+/* A free background slot, locked: its descriptor, or -1. */
+static int
+take_slot(struct kwh_git *g, unsigned *which)
+{
+	return kwh_cli_slot(g->o->cache_dir, "kwh-background", g->o->max_background, which);
+}
+
+/* Closes every descriptor but keep[0..n) and the log's; /dev/null on 0,
+ * 1 (and 2 unless the log goes there or it is a terminal). */
+static void
+detach_fds(const int *keep, size_t n)
+{
+	int logfd = kwh_log_detach(), null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int fds[1024];
+	size_t k = 0, i, j;
+	struct dirent *e;
+	DIR *d;
+
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		/* a terminal is kept (the fetch's progress goes on showing
+		 * there); nobody waits for its end as for a pipe's */
+		if (logfd != 2 && !isatty(2))
+			dup2(null, 2);
+		close(null);
+	}
+	if ((d = opendir("/proc/self/fd"))) {
+		while ((e = readdir(d)) && k < sizeof fds / sizeof *fds)
+			if (isdigit((unsigned char)e->d_name[0]))
+				fds[k++] = atoi(e->d_name);
+		closedir(d);
+	} else {
+		for (i = 3; i < 1024; i++)
+			fds[k++] = (int)i;
+	}
+	for (i = 0; i < k; i++) {
+		int keepit = fds[i] <= 2 || fds[i] == logfd;
+
+		for (j = 0; j < n && !keepit; j++)
+			keepit = fds[i] == keep[j];
+		if (!keepit)
+			close(fds[i]);
+	}
+	kwh_log_attach();
+}
+
+static void __attribute__((noreturn))
+keeper(struct kwh_git *g, int rep, int ctl, const char *ref, int want_head, const char *fallback)
+{
+	long long start = kwh_now_ms(), end = start + g->o->background_ms;
+	const char *d = g->delivery[0] ? g->delivery : NULL;
+	struct kwh_buf r = KWH_BUF_INIT;
+	int fp[2], slot = -1, bg = 0, killed = 0, st = 0, keep[3] = { rep, ctl, g->lockfd };
+	unsigned which = 0;
+	pid_t pid, self;
+	char tmp[4096];
+
+	setsid();
+	signal(SIGPIPE, SIG_IGN);
+	detach_fds(keep, 3);
+	g->deadline = end;	/* net_child() stops itself there too */
+	self = getpid();
+	if (pipe2(fp, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		kwh_buf_printf(&r, "Ecannot start the fetch: %s", strerror(errno));
+		kwh_write_all(rep, r.data, r.len);
+		_exit(0);
+	}
+	if (pid == 0) {
+		close(fp[0]);
+		close(rep);
+		close(ctl);
+#ifdef __linux__
+		/* a keeper that dies must not leave its fetch holding the lock */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != self)
+			_exit(1);
+#endif
+		net_child(g, fp[1], ref, want_head, fallback);
+	}
+	close(fp[1]);
+	for (;;) {
+		struct pollfd pfd[2] = { { fp[0], POLLIN, 0 }, { ctl, POLLIN, 0 } };
+		long long left = end - kwh_now_ms();
+		ssize_t k;
+		int n;
+
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			killed = 1;
+			break;
+		}
+		n = poll(pfd, ctl >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left);
+		if (n < 0 && errno != EINTR) {
+			kill(pid, SIGKILL);
+			killed = 1;
+			break;
+		}
+		if (n <= 0)
+			continue;
+		if (pfd[0].revents) {
+			k = read(fp[0], tmp, sizeof tmp);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0 || kwh_buf_add(&r, tmp, (size_t)k) < 0)
+				break;
+			continue;
+		}
+		if (ctl >= 0 && pfd[1].revents) {
+			/* the delivery's process stopped waiting, or is gone */
+			close(ctl);
+			ctl = -1;
+			if ((slot = take_slot(g, &which)) < 0) {
+				kill(pid, SIGKILL);
+				killed = 1;
+				kwh_log(KWH_LOG_WARN, d, 0, "the fetch from %s is stopped at the "
+				    "deadline: %u background fetches run already (--max-background-fetches)",
+				    g->shown, g->o->max_background);
+				kwh_write_all(rep, "K", 1);
+				break;
+			}
+			bg = 1;
+			kwh_write_all(rep, "B", 1);
+			close(rep);
+			rep = -1;
+			kwh_log(KWH_LOG_INFO, d, 0, "the fetch from %s goes on in the background "
+			    "(slot %u, at most %lld s from its start, --fetch-budget)", g->shown,
+			    which, g->o->background_ms / 1000);
+		}
+	}
+	close(fp[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (bg)
+		report_bytes(&r);	/* (counted by no one: this process reports nothing) */
+	if (!bg) {
+		/* the delivery's process still waits: it has the report and
+		 * does the rest */
+		if (!killed && r.len)
+			kwh_write_all(rep, r.data, r.len);
+		_exit(0);
+	}
+	if (!killed && r.len && r.data[0] == '0' && WIFEXITED(st) && set_marker(g, 0) == 0 &&
+	    open_repo(g) == 0) {
+		g->fetched = 1;
+		kwh_log(KWH_LOG_INFO, d, 0, "the background fetch from %s landed (%lld ms)",
+		    g->shown, kwh_now_ms() - start);
+		consolidate(g);
+		evict(g);
+	} else {
+		if (killed)
+			kwh_log(KWH_LOG_WARN, d, 0, "the background fetch from %s did not finish "
+			    "within %lld s (--fetch-budget): stopped", g->shown, g->o->background_ms / 1000);
+		else
+			kwh_log(KWH_LOG_WARN, d, 0, "the background fetch from %s failed: %.*s",
+			    g->shown, r.len > 1 ? (int)(r.len - 1) : 4, r.len > 1 ? r.data + 1 : "died");
+		/* a warm entry is kept (open_repo() clears the marker); one that
+		 * never finished a fetch goes */
+		if (open_repo(g))
+			drop_entry(g);
+	}
+	kwh_log(KWH_LOG_INFO, d, 0, "background slot %u free", which);
+	close(slot);
+	_exit(0);
+}
+
+/*
+ * The entry's upkeep after a fetch (consolidate(), evict()) out of the
+ * request's path.  With kwh_git_defer_upkeep(1), net_run() does not run
+ * them after a fetch that landed within the deadline but notes the entry
+ * (at most UPKEEP_MAX; beyond, it runs them at once, as before), and the
+ * caller runs kwh_git_upkeep() once its answer is out: kwh-handle in its
+ * own process, kwh-fetch in a detached grandchild (as keeper()), so that
+ * the next stage and the sender wait for neither.  The upkeep takes the
+ * entry's exclusive lock (readers take the shared one: none reads a half
+ * consolidated entry) before it forks, so that the lock is held from
+ * before the process that fetched exits until the upkeep is done; an
+ * entry whose lock is not free within UPKEEP_LOCK_MS is left for the next
+ * fetch.  It may take --fetch-budget (or the default) to consolidate.
+ */
+#define UPKEEP_MAX 16
+#define UPKEEP_LOCK_MS 2000
+
+static struct {
+	char *url;
+	struct kwh_git_opts o;	/* a copy: the caller's may be gone by then */
+	char delivery[128];
+} upkeep[UPKEEP_MAX];
+static size_t n_upkeep;
+static int defer_upkeep;
+
+void
+kwh_git_defer_upkeep(int defer)
+{
+	defer_upkeep = defer;
+}
+
+int
+kwh_git_upkeep_pending(void)
+{
+	return n_upkeep > 0;
+}
+
+/* After a fetch that landed, under the exclusive lock, the entry open. */
+static void
+after_fetch(struct kwh_git *g)
+{
+	size_t i;
+
+	if (!defer_upkeep) {
+		evict(g);
+		return;
+	}
+	for (i = 0; i < n_upkeep; i++)
+		if (!strcmp(upkeep[i].o.cache_dir, g->o->cache_dir) && !strcmp(upkeep[i].url, g->url))
+			return;
+	if (n_upkeep == UPKEEP_MAX || !(upkeep[n_upkeep].url = strdup(g->url))) {
+		consolidate(g);
+		evict(g);
+		return;
+	}
+	upkeep[n_upkeep].o = *g->o;
+	upkeep[n_upkeep].o.token = NULL;	/* no network in the upkeep */
+	snprintf(upkeep[n_upkeep].delivery, sizeof upkeep[n_upkeep].delivery, "%s", g->delivery);
+	n_upkeep++;
+}
+
+/* One entry's upkeep, its lock taken (locked) or to be taken. */
+static void
+upkeep_entry(struct kwh_git *g, int locked)
+{
+	const char *d = g->delivery[0] ? g->delivery : NULL;
+	char err[512];
+
+	g->deadline = kwh_now_ms() + UPKEEP_LOCK_MS;
+	if (!locked && take_lock(g, LOCK_EX, err, sizeof err) < 0) {
+		kwh_log(KWH_LOG_INFO, d, 0, "cache upkeep left for the next fetch: %s", err);
+		return;
+	}
+	g->deadline = kwh_now_ms() + (g->o->background_ms ? g->o->background_ms :
+	    KWH_GIT_BACKGROUND_MS_DEFAULT);
+	/* (its lines, when it does something, name the process) */
+	if (open_repo(g) == 0) {
+		consolidate(g);
+		evict(g);
+	}
+}
+
+void
+kwh_git_upkeep(int detach)
+{
+	size_t i;
+
+	for (i = 0; i < n_upkeep; i++) {
+		const char *d = upkeep[i].delivery[0] ? upkeep[i].delivery : NULL;
+		struct kwh_git *g = NULL;
+		char err[512];
+		pid_t pid = 0;
+		int locked;
+
+		/* no waiting here: a lock held exclusively is a fetch, which
+		 * does the upkeep itself */
+		if (kwh_git_open(&g, &upkeep[i].o, upkeep[i].url, kwh_now_ms(), err, sizeof err) < 0) {
+			kwh_log(KWH_LOG_INFO, d, 0, "cache upkeep left for the next fetch: %s", err);
+			free(upkeep[i].url);
+			continue;
+		}
+		kwh_git_set_delivery(g, d);
+		/* taken before the fork when free at once, so that it is held
+		 * from before this process exits until the upkeep is done */
+		locked = take_lock(g, LOCK_EX, err, sizeof err) == 0;
+		if (detach && (pid = fork()) == 0) {
+			/* twice removed: nobody waits for it; the lock (an open
+			 * file description shared with this process, which
+			 * closes its copy) is held until it ends */
+			if (fork() != 0)
+				_exit(0);
+			setsid();
+			signal(SIGPIPE, SIG_IGN);
+			detach_fds(&g->lockfd, 1);
+			upkeep_entry(g, locked);
+			_exit(0);
+		}
+		if (pid > 0) {
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		} else {
+			/* not detached, or fork() failed: here */
+			upkeep_entry(g, locked);
+		}
+		kwh_git_close(g);
+		free(upkeep[i].url);
+	}
+	n_upkeep = 0;
+}
+
+/*
  * Runs net_child() in a forked child under the exclusive lock and waits
  * for it until the deadline.  0 (branch, when asked for, in *branch), or
- * EREMOTE / ENOTFOUND / ECACHE with err set.
+ * EREMOTE / ENOTFOUND / ECACHE / EDEADLINE with err set, or EBACKGROUND
+ * when the fetch goes on in the background (see keeper()).
  */
 static int
 net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
@@ -1471,7 +1805,8 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 {
 	struct kwh_buf rep = KWH_BUF_INIT;
 	unsigned long long bytes;
-	int p[2], st, r, timed_out = 0;
+	int p[2], c[2] = { -1, -1 }, st, r, timed_out = 0, bg = g->o->background_ms > 0;
+	long long deadline = g->deadline;
 	pid_t pid, parent;
 	char tmp[4096];
 
@@ -1484,12 +1819,19 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		return KWH_GIT_ECACHE;
 	}
 	parent = getpid();
-	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+	if (pipe2(p, O_CLOEXEC) < 0 || (bg && pipe2(c, O_CLOEXEC) < 0) || (pid = fork()) < 0) {
 		seterr(err, errlen, "cannot start the fetch: %s", strerror(errno));
 		return KWH_GIT_ECACHE;
 	}
 	if (pid == 0) {
 		close(p[0]);
+		if (bg) {
+			/* twice removed: nobody has to wait for the keeper */
+			close(c[1]);
+			if ((pid = fork()) != 0)
+				_exit(pid < 0);
+			keeper(g, p[1], c[0], ref, want_head, fallback);
+		}
 #ifdef __linux__
 		/* a killed kwh-fetch must not leave its fetch holding the lock */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1499,14 +1841,27 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		net_child(g, p[1], ref, want_head, fallback);
 	}
 	close(p[1]);
+	if (bg) {
+		close(c[0]);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
 	for (;;) {
 		struct pollfd pfd = { p[0], POLLIN, 0 };
-		long long left = g->deadline - kwh_now_ms();
+		long long left = deadline - kwh_now_ms();
 		ssize_t k;
 
+		if (left <= 0 && c[1] >= 0) {
+			/* tell the keeper to go on alone; it answers at once */
+			close(c[1]);
+			c[1] = -1;
+			deadline += BG_HANDOFF_MS;
+			continue;
+		}
 		if (left <= 0) {
 			timed_out = 1;
-			kill(pid, SIGKILL);
+			if (!bg)
+				kill(pid, SIGKILL);
 			break;
 		}
 		r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
@@ -1523,10 +1878,27 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 			break;
 	}
 	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	if (c[1] >= 0)
+		close(c[1]);
+	if (!bg) {
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	} else {
+		st = 0;		/* the keeper's report says it all */
+	}
+	if (rep.len && rep.data[0] == 'B') {
+		seterr(err, errlen, "the fetch from %s goes on in the background", g->shown);
+		kwh_buf_release(&rep);
+		kwh_metrics_fetch(KWH_GIT_EBACKGROUND, 0);
+		return KWH_GIT_EBACKGROUND;
+	}
 	bytes = report_bytes(&rep);
-	if (timed_out) {
+	if (rep.len && rep.data[0] == 'K') {
+		timed_out = 1;
+		seterr(err, errlen, "%s did not answer before the deadline, and no background "
+		    "slot was free (--max-background-fetches)", g->shown);
+		r = KWH_GIT_EDEADLINE;
+	} else if (timed_out) {
 		/* the marker stays: the next open_repo() checks the entry */
 		seterr(err, errlen, "%s did not answer before the deadline", g->shown);
 		r = KWH_GIT_EDEADLINE;
@@ -1554,12 +1926,13 @@ net_run(struct kwh_git *g, const char *ref, int want_head, const char *fallback,
 		/* a failed fetch leaves the repository as it was: clear the marker */
 		if (!timed_out && r != 0)
 			set_marker(g, 0);
-		if (!timed_out && (open_repo(g) || (r == 0 && consolidate(g) < 0)) && r == 0) {
+		if (!timed_out && (open_repo(g) ||
+		    (r == 0 && !defer_upkeep && consolidate(g) < 0)) && r == 0) {
 			seterr(err, errlen, "the cache '%s' is unusable after a fetch", g->dir);
 			r = KWH_GIT_ECACHE;
 		}
 		if (r == 0)
-			evict(g);
+			after_fetch(g);
 	}
 	return r;
 }
@@ -1612,7 +1985,9 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 			return r;
 		/* a new entry: removed again if its first fetch fails */
 		r = resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
-		if (r < 0 && !g->fetched)
+		/* (a fetch gone on in the background removes the entry itself
+		 * if it fails) */
+		if (r < 0 && r != KWH_GIT_EBACKGROUND && !g->fetched)
 			drop_entry(g);
 		return r;
 	}

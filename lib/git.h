@@ -34,7 +34,19 @@ struct kwh_git_opts {
 	 * cache holds more.
 	 */
 	unsigned long long max_bytes;
+	/*
+	 * A fetch still running at the deadline goes on in the background
+	 * (see kwh_git_resolve()) for at most background_ms from its start
+	 * (--fetch-budget; 0: it is killed at the deadline), when fewer than
+	 * max_background such fetches run (--max-background-fetches).
+	 */
+	long long background_ms;
+	unsigned max_background;
 };
+
+/* --fetch-budget and --max-background-fetches by default. */
+#define KWH_GIT_BACKGROUND_MS_DEFAULT 300000LL
+#define KWH_GIT_MAX_BACKGROUND_DEFAULT 4
 
 /* --cache-max-bytes by default: 2 GiB. */
 #define KWH_GIT_MAX_BYTES_DEFAULT (2ULL << 30)
@@ -48,6 +60,7 @@ enum {
 	KWH_GIT_ECACHE = -4,	/* the local cache could not be used */
 	KWH_GIT_EREFUSED = -5,	/* the remote is not allowed (kwh_git_allowed) */
 	KWH_GIT_EBADREV = -6,	/* the revision is not a full 40-digit object id */
+	KWH_GIT_EBACKGROUND = -7, /* the deadline came; the fetch goes on in the background */
 };
 
 /*
@@ -90,6 +103,20 @@ int kwh_git_allow_entry_ok(const char *s);
 struct kwh_git;
 int kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
     const char *url, long long deadline_ms, char *err, size_t errlen);
+/* The delivery id a background fetch names in its log lines (copied). */
+void kwh_git_set_delivery(struct kwh_git *g, const char *delivery);
+/*
+ * Defers the upkeep after a fetch (pack consolidation, the cache's size
+ * bound) that kwh_git_resolve() otherwise does before it returns: the
+ * entries are noted, and kwh_git_upkeep() does it once the caller has
+ * answered, under each entry's exclusive lock; with detach, in a detached
+ * process holding that lock (the call returns at once).  The options
+ * given to kwh_git_open() must stay valid until then.
+ * kwh_git_upkeep_pending() says whether there is any.
+ */
+void kwh_git_defer_upkeep(int defer);
+int kwh_git_upkeep_pending(void);
+void kwh_git_upkeep(int detach);
 /* Releases the lock and everything the handle holds.  NULL is fine. */
 void kwh_git_close(struct kwh_git *g);
 
@@ -110,7 +137,10 @@ void kwh_git_hold(int hold);
  * asks the remote for its default branch (HEAD), falling back to
  * fallback_branch (a branch name, may be NULL), fetches it and takes its
  * tip.  The fetch runs in a child process killed at the deadline (then
- * EDEADLINE).  Before connecting, the child resolves the host and refuses
+ * EDEADLINE), unless o->background_ms lets it go on in the background:
+ * then EBACKGROUND, the detached child keeping the entry's exclusive lock
+ * until the fetch ends (so a later call waits for it and finds the
+ * revision), and finishing the entry's upkeep itself.  Before connecting, the child resolves the host and refuses
  * (EREFUSED) loopback, link-local, private, unspecified, multicast and
  * reserved addresses unless the host was named explicitly.  An entry this
  * call created (or rebuilt) is removed again, lock file included, when

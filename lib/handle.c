@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,16 +26,18 @@ static const char usage[] =
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
 "                  [--dry-run[=client|server]]\n"
-"                  [--events LIST] [--filter EXPR]... [--header-timeout SECONDS]\n"
+"                  [--events LIST] [--fetch-budget SECONDS] [--filter EXPR]...\n"
+"                  [--header-timeout SECONDS]\n"
 "                  [--ignore-ref REGEX]\n"
 "                  [--insecure] [--insecure-skip-host-key-check]\n"
 "                  [--known-hosts FILE] [--kubeconfig FILE]\n"
 "                  [--liveness-path PATH] [--listen [HOST]:PORT|PORT|systemd]\n"
 "                  [--log DEST] [--log-format logfmt|json] [--log-level LEVEL]\n"
+"                  [--max-background-fetches N]\n"
 "                  [--max-body BYTES] [--max-header-bytes BYTES] [--max-headers N]\n"
 "                  [--max-json-values N] [--max-manifest-bytes BYTES]\n"
-"                  [--max-objects N] [--max-pending N] [--max-requests N]\n"
-"                  [--max-yaml-nodes N] [--metrics-path PATH|none]\n"
+"                  [--max-objects N] [--max-pending N] [--max-queued N]\n"
+"                  [--max-requests N] [--max-yaml-nodes N] [--metrics-path PATH|none]\n"
 "                  [--namespace NS] [--path PATH] [--pull-request-actions LIST|all]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
@@ -49,11 +52,11 @@ static const char usage[] =
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONTEXT,
-	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
+	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FETCH_BUDGET, O_MAX_BACKGROUND, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_LOG_FORMAT, O_METRICS_PATH, O_STATSD,
 	O_MAX_BODY, O_MAX_HEADER_BYTES, O_MAX_HEADERS, O_MAX_JSON_VALUES, O_MAX_MANIFEST_BYTES,
-	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
+	O_MAX_OBJECTS, O_MAX_PENDING, O_MAX_QUEUED, O_MAX_REQUESTS, O_MAX_YAML_NODES, O_NAMESPACE, O_NO_DEDUPE,
 	O_PATH, O_REMOTE, O_SECRET_FILE, O_SA_DIR, O_SET, O_SPOOL, O_SSH_KEY,
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 	O_LIVENESS_PATH, O_LOG_LEVEL, O_PR_ACTIONS,
@@ -79,6 +82,7 @@ static const struct option longopts[] = {
 	{ "dedupe", no_argument, NULL, O_DEDUPE },
 	{ "dry-run", optional_argument, NULL, O_DRY_RUN },
 	{ "events", required_argument, NULL, O_EVENTS },
+	{ "fetch-budget", required_argument, NULL, O_FETCH_BUDGET },
 	{ "filter", required_argument, NULL, O_FILTER },
 	{ "header-timeout", required_argument, NULL, O_HEADER_TIMEOUT },
 	{ "help", no_argument, NULL, O_HELP },
@@ -92,6 +96,7 @@ static const struct option longopts[] = {
 	{ "log", required_argument, NULL, O_LOG },
 	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
 	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
+	{ "max-background-fetches", required_argument, NULL, O_MAX_BACKGROUND },
 	{ "max-body", required_argument, NULL, O_MAX_BODY },
 	{ "max-header-bytes", required_argument, NULL, O_MAX_HEADER_BYTES },
 	{ "max-headers", required_argument, NULL, O_MAX_HEADERS },
@@ -99,6 +104,7 @@ static const struct option longopts[] = {
 	{ "max-manifest-bytes", required_argument, NULL, O_MAX_MANIFEST_BYTES },
 	{ "max-objects", required_argument, NULL, O_MAX_OBJECTS },
 	{ "max-pending", required_argument, NULL, O_MAX_PENDING },
+	{ "max-queued", required_argument, NULL, O_MAX_QUEUED },
 	{ "max-requests", required_argument, NULL, O_MAX_REQUESTS },
 	{ "max-yaml-nodes", required_argument, NULL, O_MAX_YAML_NODES },
 	{ "metrics-path", required_argument, NULL, O_METRICS_PATH },
@@ -140,6 +146,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 	h->fetch.max_nodes = KWH_FETCH_MAX_NODES_DEFAULT;
 	h->fetch.max_objects = KWH_FETCH_MAX_OBJECTS_DEFAULT;
 	h->fetch.git.max_bytes = KWH_GIT_MAX_BYTES_DEFAULT;
+	h->fetch.git.background_ms = KWH_GIT_BACKGROUND_MS_DEFAULT;
+	h->fetch.git.max_background = KWH_GIT_MAX_BACKGROUND_DEFAULT;
 	h->apply.field_manager = "kwh";
 	h->apply.deadline_ms = KWH_APPLY_DEADLINE_MS;
 	kwh_buf_init(&h->cache, 0);
@@ -180,6 +188,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 				kwh_usage_error("--dry-run: '%s' is neither client nor server", optarg);
 			break;
 		case O_EVENTS: h->annotate.events = optarg; break;
+		case O_FETCH_BUDGET: h->fetch.git.background_ms = kwh_cli_seconds_ms("--fetch-budget", optarg); break;
+		case O_MAX_BACKGROUND: h->fetch.git.max_background = (unsigned)kwh_cli_max_background(optarg); break;
 		case O_FILTER: h->filters[h->annotate.nfilters++] = optarg; break;
 		case O_HEADER_TIMEOUT:
 			h->header_timeout_ms = kwh_cli_seconds_ms("--header-timeout", optarg);
@@ -217,6 +227,12 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			if (h->backlog < 1 || h->backlog > INT_MAX)
 				kwh_usage_error("--backlog: '%s' is not 1 or more", optarg);
 			backlog = 1;
+			break;
+		case O_MAX_QUEUED:
+			h->max_queued = kwh_cli_size("--max-queued", optarg);
+			if (h->max_queued < 1 || h->max_queued > KWH_HANDLE_MAX_QUEUED)
+				kwh_usage_error("--max-queued: '%s' is not between 1 and %d", optarg,
+				    KWH_HANDLE_MAX_QUEUED);
 			break;
 		case O_MAX_PENDING:
 			h->max_pending = kwh_cli_size("--max-pending", optarg);
@@ -280,6 +296,8 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--app-id and --app-key-file go together");
 	if (!h->app.app_id && (h->app.installation_id || h->app.api_url))
 		kwh_usage_error("--installation-id and --api-url go with --app-id");
+	if (!h->fetch.git.max_background)
+		h->fetch.git.background_ms = 0;	/* killed at the deadline, as before */
 	h->annotate.filters = h->filters;
 	h->annotate.sets = h->sets;
 	if (!*h->fetch.path)
@@ -376,6 +394,7 @@ kwh_handle_init(struct kwh_handle *h)
 	char err[1024];
 	int is_usage = 0;
 
+	kwh_git_defer_upkeep(1);	/* after the answer (see upkeep()) */
 	if (kwh_annotate_init(&h->annotate, err, sizeof err) < 0)
 		kwh_die(KWH_EXIT_USAGE, "%s", err);
 	h->annotate_ready = 1;
@@ -555,6 +574,231 @@ reload_files(struct kwh_handle *h)
 	}
 }
 
+/* Did kwh-fetch answer 503 because the fetch goes on in the background? */
+static int
+fetch_goes_on(jv env)
+{
+	jv r = jv_object_get(jv_copy(env), jv_string("response"));
+	jv ra = jv_get_kind(r) == JV_KIND_OBJECT ?
+	    jv_object_get(jv_copy(r), jv_string("retry_after")) : jv_invalid();
+	int yes = kwh_env_status(env) == 503 && jv_get_kind(ra) == JV_KIND_NUMBER &&
+	    kwh_spool_wanted(env);
+
+	jv_free(ra);
+	jv_free(r);
+	return yes;
+}
+
+/*
+ * The cache's upkeep after a fetch (pack consolidation, its size bound),
+ * once the answer is written (kwh_git_defer_upkeep): the client is let go
+ * first (out, unless -1, half-closed; in one-shot mode /dev/null in its
+ * place, so that socat sees the end), then it runs under the entry's
+ * exclusive lock: here in one-shot mode, in a detached process under
+ * --listen, so that consolidating a large entry does not keep the worker
+ * from the next request.
+ */
+static void
+upkeep(struct kwh_handle *h, int out)
+{
+	if (!kwh_git_upkeep_pending())
+		return;
+	if (out >= 0) {
+		shutdown(out, SHUT_WR);
+		if (!h->resident)
+			kwh_cli_devnull(out);
+	}
+	kwh_git_upkeep(h->resident);
+}
+
+/* env answered 503 with Retry-After: the server cannot do it now. */
+static jv
+retry_later(jv env, const char *msg)
+{
+	jv r;
+
+	env = kwh_env_respond(env, 503, "%s", msg);
+	r = jv_object_get(jv_copy(env), jv_string("response"));
+	r = jv_object_set(r, jv_string("retry_after"), jv_number(KWH_FETCH_RETRY_AFTER));
+	return jv_object_set(env, jv_string("response"), r);
+}
+
+/* How many processes may complete a queued delivery at once: --max-queued,
+ * or half the workers (rounded up) under --listen, or as many as the
+ * background fetches in one-shot mode. */
+static unsigned
+max_queued(const struct kwh_handle *h)
+{
+	if (h->max_queued)
+		return (unsigned)h->max_queued;
+	if (h->resident && h->workers)
+		return (unsigned)((h->workers + 1) / 2);
+	return KWH_GIT_MAX_BACKGROUND_DEFAULT;
+}
+
+/*
+ * Under --spool, a delivery answered before its work is done: because its
+ * fetch goes on in the background (waited < 0), or because it waited
+ * waited ms for a free worker and too little of its budget is left
+ * (kwh_handle_run()).  Takes one of max_queued() slots (a flock(2) on
+ * SPOOL/.kwh-queued-N.slot, across processes), spools the delivery
+ * (durably), answers 202 with "queued": true and lets the client go;
+ * then runs kwh-fetch (waiting for the background fetch, --fetch-budget)
+ * and kwh-apply, and removes the spool file when that succeeded or the
+ * answer is final (4xx), or leaves it, updated, for kwh-replay.  The
+ * spool file stays locked meanwhile, so that kwh-replay leaves it alone.
+ * Returns the exit code; -1 when the delivery could not be spooled, -2
+ * when every slot is taken (the caller answers 503 with Retry-After).
+ */
+static int
+queue(struct kwh_handle *h, jv env, int out, jv *envp, long long waited)
+{
+	struct kwh_fetch_opts fo = h->fetch;
+	struct kwh_buf resp = KWH_BUF_INIT, name = KWH_BUF_INIT;
+	char d[256], err[512];
+	int lock = -1, st, code = KWH_EXIT_OK, slot;
+	unsigned which = 0, max = max_queued(h);
+	long long wait_ms = h->fetch.git.background_ms > h->verify.budget_ms ?
+	    h->fetch.git.background_ms : h->verify.budget_ms;
+	const char *after = waited < 0 ? " after the background fetch" : "";
+	jv a, r;
+
+	kwh_env_str(env, "delivery", d, sizeof d);
+	if ((slot = kwh_cli_slot(h->spool, ".kwh-queued", max, &which)) < 0) {
+		kwh_log(KWH_LOG_WARN, d, 503, "not queued: %u queued deliver%s completed "
+		    "already (--max-queued); answered 503, retry after %d s", max,
+		    max == 1 ? "y is being" : "ies are being", KWH_FETCH_RETRY_AFTER);
+		jv_free(env);
+		return -2;
+	}
+	if (kwh_spool_envelope(h->spool, jv_copy(env), err, sizeof err) < 0) {
+		kwh_log(KWH_LOG_ERROR, d, 503, "delivery NOT spooled: %s", err);
+		jv_free(env);
+		close(slot);
+		return -1;
+	}
+	kwh_spool_name(&name, env);
+	kwh_spool_lock(h->spool, name.data, &lock);
+	if (waited < 0)
+		kwh_log(KWH_LOG_INFO, d, 202, "delivery accepted for processing and spooled in "
+		    "'%s': completed here once the background fetch lands", h->spool);
+	else
+		kwh_log(KWH_LOG_INFO, d, 202, "delivery accepted for processing and spooled in "
+		    "'%s': it waited %lld ms for a free worker, too long to be completed within "
+		    "--budget; completed here after the answer (queued slot %u)", h->spool, waited,
+		    which);
+	a = kwh_env_respond(jv_copy(env), 202, "%s", waited < 0 ? "accepted for processing: "
+	    "the repository is being fetched in the background; the delivery is spooled and "
+	    "completed as soon as the fetch lands" : "accepted for processing: the server was "
+	    "busy; the delivery is spooled and completed as soon as possible");
+	r = jv_object_get(jv_copy(a), jv_string("response"));
+	r = jv_object_set(r, jv_string("queued"), jv_true());
+	r = jv_object_set(r, jv_string("spooled"), jv_true());
+	a = jv_object_set(a, jv_string("response"), r);
+	if (envp)
+		*envp = jv_copy(a);
+	kwh_metrics_queued(0);
+	kwh_metrics_delivery(jv_copy(a), 202);
+	kwh_respond(a, &resp);
+	if (!resp.data || kwh_write_all(out, resp.data, resp.len) < 0)
+		kwh_log(KWH_LOG_WARN, d, 202, "cannot write the response: %s", strerror(errno));
+	kwh_buf_release(&resp);
+	/* the answer is complete: let the client (or socat) go */
+	shutdown(out, SHUT_WR);
+	if (!h->resident)
+		kwh_cli_devnull(out);
+
+	env = jv_object_delete(env, jv_string("response"));
+	env = jv_object_set(env, jv_string("deadline"),
+	    jv_number((double)(kwh_now_ms() + wait_ms + KWH_GIT_MARGIN_MS)));
+	fo.git.background_ms = 0;	/* this process waits for it */
+	if (waited < 0)
+		kwh_log(KWH_LOG_INFO, d, 0, "waiting for the background fetch (at most %lld s, "
+		    "--fetch-budget)", wait_ms / 1000);
+	env = stage("kwh-fetch", kwh_fetch, &fo, env);
+	env = jv_object_set(env, jv_string("deadline"),
+	    jv_number((double)(kwh_now_ms() + h->verify.budget_ms)));
+	if (h->resident && h->apply_ready)
+		kwh_kube_reset(h->apply.kube);
+	env = h->apply_ready ? stage("kwh-apply", kwh_apply, &h->apply, env) :
+	    stage("kwh-apply", unconfigured, h->apply_err, env);
+	st = kwh_respond(jv_copy(env), &resp);
+	kwh_buf_release(&resp);
+	if (st < 500) {
+		if (lock >= 0 && kwh_spool_remove(h->spool, name.data, lock) < 0)
+			kwh_log(KWH_LOG_ERROR, d, st, "cannot remove the spool file '%s/%s': %s",
+			    h->spool, name.data, strerror(errno));
+		kwh_log(st < 400 ? KWH_LOG_INFO : KWH_LOG_WARN, d, st, "queued delivery %s%s "
+		    "(status %d); its spool file is removed",
+		    st < 400 ? "completed" : "refused", after, st);
+		code = st < 400 ? KWH_EXIT_OK : KWH_EXIT_REFUSED;
+		kwh_metrics_queued(st < 400 ? 1 : 2);
+		jv_free(env);
+	} else if (kwh_spool_envelope(h->spool, env, err, sizeof err) == 0) {
+		kwh_log(KWH_LOG_WARN, d, st, "queued delivery not completed (status %d): left "
+		    "in the spool for kwh-replay", st);
+		kwh_metrics_queued(3);
+		code = KWH_EXIT_REFUSED;
+	} else {
+		kwh_log(KWH_LOG_ERROR, d, st, "queued delivery not completed (status %d), and "
+		    "its spool file could not be updated: %s", st, err);
+		code = KWH_EXIT_SYSTEM;
+	}
+	if (lock >= 0)
+		close(lock);
+	close(slot);
+	kwh_buf_release(&name);
+	upkeep(h, -1);
+	return code;
+}
+
+/* What is left of env's deadline, in ms. */
+static long long
+time_left(jv env)
+{
+	jv d = jv_object_get(jv_copy(env), jv_string("deadline"));
+	long long left = jv_get_kind(d) == JV_KIND_NUMBER ?
+	    (long long)jv_number_value(d) - kwh_now_ms() : 0;
+
+	jv_free(d);
+	return left;
+}
+
+/*
+ * A request that waited in the --listen parent's queue for a free worker
+ * until less than KWH_HANDLE_EARLY_MS (or half the budget) of its budget
+ * was left: answered now rather than late.  Under --spool queued (202,
+ * completed by this worker after the answer); otherwise, or when
+ * --max-queued is reached, 503 with Retry-After.  Returns the exit code
+ * when it answered, or -1 with *envp the envelope to go on with.
+ */
+static int
+answer_early(struct kwh_handle *h, jv *envp, int out, jv *finalp)
+{
+	long long early = h->verify.budget_ms / 2 < KWH_HANDLE_EARLY_MS ?
+	    h->verify.budget_ms / 2 : KWH_HANDLE_EARLY_MS, left, waited;
+	char d[256], msg[512];
+	int code;
+
+	if (!h->verify.given || kwh_env_has_response(*envp) || (left = time_left(*envp)) >= early)
+		return -1;
+	waited = kwh_now_ms() - h->verify.given->received_ms;
+	if (h->spool && (code = queue(h, jv_copy(*envp), out, finalp, waited)) >= 0) {
+		jv_free(*envp);
+		return code;
+	}
+	kwh_env_str(*envp, "delivery", d, sizeof d);
+	if (!h->spool)
+		kwh_log(KWH_LOG_WARN, d, 503, "it waited %lld ms for a free worker: %lld ms of "
+		    "--budget left, too little; answered 503, retry after %d s", waited,
+		    left > 0 ? left : 0, KWH_FETCH_RETRY_AFTER);
+	snprintf(msg, sizeof msg, "the server is busy: every worker was taken until too "
+	    "little of the time to answer was left; redeliver after %d seconds (see the log "
+	    "for delivery %s)", KWH_FETCH_RETRY_AFTER, *d ? d : "-");
+	*envp = retry_later(*envp, msg);
+	return -1;
+}
+
 int
 kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 {
@@ -587,10 +831,19 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 		kwh_annotate_release(&h->annotate);
 		h->annotate_ready = 0;
 	}
+	if ((code = answer_early(h, &env, out, envp)) >= 0)
+		return code;
 	if (h->fetch_err[0] && !kwh_env_has_response(env))
 		unconfigured_used = 1;
 	env = h->fetch_err[0] ? stage("kwh-fetch", fetch_unconfigured, h->fetch_err, env) :
 	    stage("kwh-fetch", kwh_fetch, &h->fetch, env);
+	if (h->spool && fetch_goes_on(env)) {
+		kwh_progname = self;
+		if ((code = queue(h, jv_copy(env), out, envp, -1)) >= 0) {
+			jv_free(env);
+			return code;
+		}
+	}
 	if (!h->apply_ready && !kwh_env_has_response(env))
 		unconfigured_used = 1;
 	if (h->resident && h->apply_ready)
@@ -614,6 +867,7 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	kwh_buf_release(&resp);
 	kwh_metrics_stage(KWH_STAGE_RESPOND, t0);
 	code = st >= 400 ? KWH_EXIT_REFUSED : KWH_EXIT_OK;
+	upkeep(h, out);
 	return spool_failed || unconfigured_used ? KWH_EXIT_SYSTEM : code;
 }
 

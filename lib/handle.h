@@ -14,6 +14,11 @@
 #define KWH_HANDLE_HEADER_TIMEOUT_MS 10000	/* --header-timeout */
 #define KWH_HANDLE_BACKLOG 1024
 #define KWH_HANDLE_MAX_PENDING 1024		/* --max-pending */
+/* Under --listen, a request with less of its --budget left than this (or
+ * than half the budget, if less) when a worker takes it is answered at
+ * once: 202 queued under --spool, 503 with Retry-After without. */
+#define KWH_HANDLE_EARLY_MS 1000
+#define KWH_HANDLE_MAX_QUEUED 1024		/* --max-queued: at most */
 
 /*
  * Every stage's options, as the separate tools take them, and what the
@@ -43,6 +48,7 @@ struct kwh_handle {
 	size_t max_pending;		/* --max-pending N: connections held */
 	size_t backlog;			/* --backlog N: the listen queue */
 	const char *metrics_path;	/* --metrics-path PATH or "none", or NULL: /metrics */
+	size_t max_queued;		/* --max-queued N (0: half of --workers) */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */

@@ -62,7 +62,7 @@ static const double bounds[] = {
 
 static const char *const results[] = {
 	"ok", "not_found", "remote_error", "deadline", "cache_error", "refused",
-	"bad_revision", "other",
+	"bad_revision", "background", "other",
 };
 #define NRESULTS (sizeof results / sizeof results[0])
 
@@ -74,6 +74,7 @@ struct table {
 	uint64_t fetch_bytes;
 	uint64_t kube[NSTATUS];
 	uint64_t kube_retries;
+	uint64_t queued_deliveries[4];	/* kwh_metrics_queued() */
 	uint64_t inflight, queued, workers;	/* gauges, set by the parent */
 	int server;				/* the parent set them */
 };
@@ -268,6 +269,17 @@ kwh_metrics_kube(int code)
 		statsd("kwh.kube.requests.none:1|c");
 }
 
+static const char *const queued_outcomes[] = { "accepted", "completed", "refused", "spooled" };
+
+void
+kwh_metrics_queued(int outcome)
+{
+	if (outcome < 0 || outcome > 3)
+		return;
+	add(&T->queued_deliveries[outcome], 1);
+	statsd("kwh.queued.%s:1|c", queued_outcomes[outcome]);
+}
+
 void
 kwh_metrics_kube_retry(void)
 {
@@ -405,6 +417,11 @@ kwh_metrics_render(struct kwh_buf *b)
 	header(b, "kwh_kube_retries_total", "counter",
 	    "Kubernetes API requests sent again after a failure.");
 	kwh_buf_printf(b, "kwh_kube_retries_total %llu\n", (unsigned long long)get(&T->kube_retries));
+	header(b, "kwh_queued_deliveries_total", "counter",
+	    "Deliveries answered 202 accepted for processing (queued), and how those ended.");
+	for (size_t i = 0; i < 4; i++)
+		kwh_buf_printf(b, "kwh_queued_deliveries_total{outcome=\"%s\"} %llu\n",
+		    queued_outcomes[i], (unsigned long long)get(&T->queued_deliveries[i]));
 	if (T->server) {
 		header(b, "kwh_inflight_requests", "gauge",
 		    "Requests a worker is handling now.");

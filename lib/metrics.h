@@ -45,6 +45,12 @@ void kwh_metrics_fetch(int result, unsigned long long bytes);
 void kwh_metrics_kube(int code);
 /* A Kubernetes API request is sent again. */
 void kwh_metrics_kube_retry(void);
+/*
+ * A delivery answered 202 "accepted for processing" (queued) and completed
+ * after the answer: outcome 0 accepted, 1 completed, 2 refused (4xx),
+ * 3 left in the spool (5xx).
+ */
+void kwh_metrics_queued(int outcome);
 /* The acceptor's view (kwh-handle --listen's parent). */
 void kwh_metrics_server(size_t inflight, size_t queued, size_t workers);
 

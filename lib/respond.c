@@ -42,7 +42,7 @@ int
 kwh_respond(jv env, struct kwh_buf *out)
 {
 	jv body, resp, results, msg = jv_null();
-	int status = 0, created = 0;
+	int status = 0, created = 0, retry = 0;
 	jv s;
 
 	if (jv_get_kind(env) != JV_KIND_OBJECT) {
@@ -98,14 +98,30 @@ kwh_respond(jv env, struct kwh_buf *out)
 		else
 			jv_free(sp);
 	}
+	if (jv_get_kind(resp) == JV_KIND_OBJECT) {
+		/* Set by kwh-handle: accepted and spooled, processed later
+		 * (kwh(7), STATUSES, 202), unlike a deliberate skip. */
+		jv q = jv_object_get(jv_copy(resp), jv_string("queued"));
+		if (jv_get_kind(q) == JV_KIND_TRUE)
+			body = jv_object_set(body, jv_string("queued"), q);
+		else
+			jv_free(q);
+		/* Set by kwh-fetch when the fetch goes on in the background. */
+		q = jv_object_get(jv_copy(resp), jv_string("retry_after"));
+		if (jv_get_kind(q) == JV_KIND_NUMBER && jv_number_value(q) >= 1 &&
+		    jv_number_value(q) <= 86400)
+			retry = (int)jv_number_value(q);
+		jv_free(q);
+	}
 	jv_free(resp);
 	jv_free(env);
 	s = jv_dump_string(body, 0);
-	kwh_buf_printf(out,
-	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-	    "Connection: close\r\n\r\n%s\n",
-	    status, kwh_http_reason(status), jv_string_length_bytes(jv_copy(s)) + 1,
-	    jv_string_value(s));
+	kwh_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n",
+	    status, kwh_http_reason(status));
+	if (retry)
+		kwh_buf_printf(out, "Retry-After: %d\r\n", retry);
+	kwh_buf_printf(out, "Content-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+	    jv_string_length_bytes(jv_copy(s)) + 1, jv_string_value(s));
 	jv_free(s);
 	return status;
 }

@@ -120,6 +120,7 @@ static struct {
 	long long accept_paused;	/* until then (0: accepting) */
 	long long warned;		/* when --max-pending was last logged */
 	size_t evicted;			/* connections closed since */
+	size_t refused;			/* connections answered 503 since */
 } A = { .ep = -1, .lfd = -1, .next_due = -1 };
 
 static void
@@ -543,6 +544,7 @@ add_conn(int fd, enum cstate state)
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
 
 	if (!c) {
+		kwh_log(KWH_LOG_WARN, NULL, 0, "out of memory for a connection: closed");
 		close(fd);
 		return NULL;
 	}
@@ -582,6 +584,34 @@ enqueue(struct conn *c)
 	A.qlast = c;
 }
 
+/* Logs the connections closed unfinished (make_room) or refused
+ * (refuse_busy) since the last such line: at most one line every
+ * WARN_EVERY_MS, what comes meanwhile counted and logged by expire() when
+ * that time is up (or now, with force), so that none goes unsaid. */
+static void
+log_drops(int force)
+{
+	long long now = kwh_now_ms(), due;
+
+	if (!A.evicted && !A.refused)
+		return;
+	if (!force && now - A.warned < WARN_EVERY_MS) {
+		due = mono_ms() + A.warned + WARN_EVERY_MS - now;
+		if (A.next_due < 0 || due < A.next_due)
+			A.next_due = due;
+		return;
+	}
+	if (A.evicted)
+		kwh_log(KWH_LOG_WARN, NULL, 0, "closed %zu unfinished connection%s, the oldest, "
+		    "to stay within --max-pending %zu", A.evicted, A.evicted == 1 ? "" : "s",
+		    A.max_pending);
+	if (A.refused)
+		kwh_log(KWH_LOG_WARN, NULL, 0, "503 to %zu new connection%s: --max-pending %zu "
+		    "requests wait for a worker", A.refused, A.refused == 1 ? "" : "s", A.max_pending);
+	A.warned = now;
+	A.evicted = A.refused = 0;
+}
+
 /* Makes room for one more connection under --max-pending: closes the
  * oldest one that is not waiting for a worker.  0, or -1 when every one
  * is (then the new one is refused). */
@@ -599,13 +629,7 @@ make_room(void)
 	if (c->state != C_LINGER)
 		A.evicted++;
 	free_conn(c);
-	if (A.evicted && kwh_now_ms() - A.warned >= WARN_EVERY_MS) {
-		kwh_log(KWH_LOG_WARN, NULL, 0, "closed %zu unfinished connection%s, the oldest, "
-		    "to stay within --max-pending %zu", A.evicted, A.evicted == 1 ? "" : "s",
-		    A.max_pending);
-		A.warned = kwh_now_ms();
-		A.evicted = 0;
-	}
+	log_drops(0);
 	return 0;
 }
 
@@ -618,11 +642,8 @@ refuse_busy(int fd)
 
 	(void)!write(fd, busy, sizeof busy - 1);
 	close(fd);
-	if (kwh_now_ms() - A.warned >= WARN_EVERY_MS) {
-		kwh_log(KWH_LOG_WARN, NULL, 0, "503 to a new connection: --max-pending %zu "
-		    "requests wait for a worker", A.max_pending);
-		A.warned = kwh_now_ms();
-	}
+	A.refused++;
+	log_drops(0);
 }
 
 static void
@@ -703,6 +724,7 @@ expire(long long now)
 	if (A.next_due < 0 || now < A.next_due)
 		return;
 	A.next_due = -1;
+	log_drops(0);
 	if (A.accept_paused && now >= A.accept_paused && A.lfd >= 0) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &A.lfd };
 
@@ -979,6 +1001,7 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 	char where[NI_MAXHOST + NI_MAXSERV + 8];
 	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = &A.lfd };
 	int stop_begun = 0;
+	size_t silent = 0, cut = 0;
 
 	if (!w)
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
@@ -988,6 +1011,7 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 		w[i].ch = -1;
 	}
 	h->resident = 1;
+	h->workers = n;		/* the workers' default --max-queued is half */
 	A.lfd = lfd;
 	A.lim = &h->verify.limits;
 	A.header_ms = h->header_timeout_ms;
@@ -1037,9 +1061,14 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 			A.lfd = -1;
 			for (c = A.first; c; c = cn) {
 				cn = c->next;
-				if (c->state == C_HEAD && !c->data.len)
+				if (c->state == C_HEAD && !c->data.len) {
 					free_conn(c);	/* it never said a word */
+					silent++;
+				}
 			}
+			if (silent)
+				kwh_log(KWH_LOG_INFO, NULL, 0, "stopping: closed %zu connection%s "
+				    "that had sent nothing", silent, silent == 1 ? "" : "s");
 			until = now + grace + STOP_SLACK_MS;
 			kwh_log(KWH_LOG_INFO, NULL, 0, "stopping: waiting for %zu busy worker%s and "
 			    "%zu connection%s", busy(), busy() == 1 ? "" : "s", A.nconns,
@@ -1087,6 +1116,13 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 		expire(mono_ms());
 	}
 	/* the workers end with their channels */
+	for (struct conn *c = A.first; c; c = c->next)
+		cut += c->state != C_LINGER;
+	if (cut)
+		kwh_log(KWH_LOG_ERROR, NULL, 0, "stopped with %zu request%s not answered in "
+		    "%lld ms: their connections are closed", cut, cut == 1 ? "" : "s",
+		    grace + STOP_SLACK_MS);
+	log_drops(1);
 	while (A.first)
 		free_conn(A.first);
 	bury();

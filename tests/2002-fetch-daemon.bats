@@ -75,7 +75,9 @@ $URL"
 	start_silent_server
 	url=git://127.0.0.1:$SILENT_PORT/octo/repo.git
 	envelope "$REV1" refs/heads/main "$url" octo/repo main $(( $(now_ms) + 1500 )) > "$TMP/in"
-	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
+	# the kill at the deadline (a fetch going on in the background: tests/2013)
+	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" "${ALLOW[@]}" \
+	    --max-background-fetches 0 < "$TMP/in"
 	assert_failure 1
 	assert_equal "$(jq -r '.response | "\(.status) \(.message)"' <<< "$output")" \
 	    "504 $GENERIC_FETCH_FAILURE d-1"
@@ -86,7 +88,8 @@ $URL"
 	start_silent_server
 	envelope "$REV1" refs/heads/main "git://127.0.0.1:$SILENT_PORT/octo/repo.git" \
 	    octo/repo main $(( $(now_ms) + 1000 )) > "$TMP/in"
-	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --remote "git://127.0.0.1:$SILENT_PORT/{full_name}.git" < "$TMP/in"
+	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --max-background-fetches 0 \
+	    --remote "git://127.0.0.1:$SILENT_PORT/{full_name}.git" < "$TMP/in"
 	assert_failure 1
 	assert_equal "$(ls -A "$CACHE")" ""
 	envelope "$REV1" refs/heads/main "$URL" > "$TMP/in"

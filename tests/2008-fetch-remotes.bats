@@ -185,7 +185,8 @@ GENERIC="fetching the repository failed; see the log for delivery d-1"
 	start_silent_server
 	deadline=$(( $(now_ms) + 2000 ))
 	envelope "$REV1" refs/heads/main https://github.com/octo/repo.git octo/repo main "$deadline" > "$TMP/in"
-	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" \
+	# the kill at the deadline (a fetch going on in the background: tests/2013)
+	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" --max-background-fetches 0 \
 	    --remote "git://127.0.0.1:$SILENT_PORT/{full_name}.git" < "$TMP/in"
 	end=$(now_ms)
 	assert_failure 1
@@ -223,8 +224,10 @@ handle_request() {
 	start_silent_server
 	handle_request d-h2 https://github.com/octo/repo.git
 	start=$(now_ms)
+	# the kill at the deadline (a fetch going on in the background: tests/6006)
 	run --separate-stderr timeout 20 kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" \
-	    --dry-run=client --budget 2 --remote "git://127.0.0.1:$SILENT_PORT/{full_name}.git" < "$TMP/req"
+	    --dry-run=client --budget 2 --max-background-fetches 0 \
+	    --remote "git://127.0.0.1:$SILENT_PORT/{full_name}.git" < "$TMP/req"
 	end=$(now_ms)
 	assert_failure 1
 	assert [ $(( end - start )) -lt 2000 ]

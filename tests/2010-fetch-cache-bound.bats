@@ -1,6 +1,9 @@
 #!/usr/bin/env bats
 # kwh-fetch's cache stays bounded: packs consolidated after fetches, the
-# least recently used entries evicted past --cache-max-bytes.
+# least recently used entries evicted past --cache-max-bytes.  kwh-fetch
+# does both once its envelopes are out, in a detached process holding the
+# entry's exclusive lock: the tests wait for that lock (upkept), and read
+# what it did in the log.
 
 load test_helper
 
@@ -11,9 +14,17 @@ setup() {
 	start_git_daemon
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/repo.git
 	CACHE=$TMP/cache
+	LOG=$TMP/fetch.log
+}
+
+# upkept LOCK: waits (60 s at most) until the upkeep after a fetch has let
+# go of the entry's lock file LOCK.
+upkept() {
+	flock -w 60 -x "$1" true
 }
 
 teardown() {
+	[ -z "${LISTEN_PID:-}" ] || stop_pid "$LISTEN_PID"
 	stop_git_servers
 }
 
@@ -40,15 +51,20 @@ packs() {
 	for i in $(seq 1 40); do
 		envelope "${REVS[i]}" "refs/heads/b$i" "$URL"
 	done > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
-	assert_success
-	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output" | tr '\n' ' ')" \
+	kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --log "$LOG" < "$TMP/in" > "$TMP/out" &
+	pid=$!
+	wait "$pid"
+	assert_equal "$(jq -r '.manifests[0].data.v' < "$TMP/out" | tr '\n' ' ')" \
 	    "$(for i in $(seq 1 40); do printf 'v%s ' "$i"; done)"
 	assert_equal "$(upload_packs)" 40
+	upkept "$(ls "$CACHE"/*.lock)"
 	# each fetch wrote a pack: without consolidation there would be 40
 	n=$(packs)
 	[ "$n" -ge 1 ] && [ "$n" -le 32 ] || fail "$n packs in the entry"
-	[[ $stderr == *"packs consolidated into one"* ]] || fail "no consolidation logged: $stderr"
+	grep -F "packs consolidated into one" "$LOG" || fail "no consolidation logged: $(cat "$LOG")"
+	# once, after the 40 answers, by another process than kwh-fetch
+	assert_equal "$(grep -c "packs consolidated into one" "$LOG")" 1
+	run ! grep -F "process $pid)" "$LOG"
 	# the entry is whole: every revision read again, the server stopped
 	stop_git_servers
 	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
@@ -72,9 +88,11 @@ fetch_url() {
 	local url=$1
 	shift
 	envelope "$REV3" refs/heads/main "$url" > "$TMP/in"
-	run --separate-stderr kwh-fetch --cache "$CACHE" --allow-remote-host file:// "$@" < "$TMP/in"
+	run --separate-stderr kwh-fetch --cache "$CACHE" --allow-remote-host file:// --log "$LOG" \
+	    "$@" < "$TMP/in"
 	assert_success
 	assert_equal "$(jq -r '.manifests[0].data.v' <<< "$output")" three
+	upkept "$(entry "$url").lock"
 }
 
 # entry URL: the cache entry's path (without .git or .lock).
@@ -106,7 +124,7 @@ two_entries_a_used_last() {
 	[ -d "$C.git" ] || fail "c not cached"
 	[ -d "$A.git" ] && [ -f "$A.lock" ] || fail "a, used last, was evicted"
 	[ ! -e "$B.git" ] && [ ! -e "$B.lock" ] || fail "b, the least recently used, stayed: $LIMIT $(du -s --block-size=1 "$CACHE"/*) $stderr"
-	[[ $stderr == *"cache entry '$B.git' evicted"* ]] || fail "eviction not logged: $stderr"
+	grep -F "cache entry '$B.git' evicted" "$LOG" || fail "eviction not logged: $(cat "$LOG")"
 	# b comes back on demand
 	fetch_url "$URLB" --cache-max-bytes 0
 }
@@ -128,7 +146,7 @@ two_entries_a_used_last() {
 	[ -d "$B.git" ] && [ -f "$B.lock" ] || fail "b, in use, was evicted"
 	[ ! -e "$A.git" ] && [ ! -e "$A.lock" ] || fail "a was not evicted"
 	[ -d "$(entry "$URLC").git" ] || fail "c not cached"
-	[[ $stderr == *"cache entry '$B.git' not evicted: in use"* ]] || fail "$stderr"
+	grep -F "cache entry '$B.git' not evicted: in use" "$LOG" || fail "$(cat "$LOG")"
 }
 
 @test "--cache-max-bytes 0: no bound" {
@@ -150,12 +168,48 @@ two_entries_a_used_last() {
 	head -c 65536 /dev/zero > "$CACHE/0123456789abcdef-octo-old.git/data"
 	touch -d '-1 hour' "$CACHE/0123456789abcdef-octo-old.lock"
 	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$CACHE" \
-	    --allow-remote-host file:// --allow-kind /ConfigMap --dry-run=client --cache-max-bytes 1k < "$TMP/req"
+	    --allow-remote-host file:// --allow-kind /ConfigMap --dry-run=client --cache-max-bytes 1k \
+	    --log "$LOG" < "$TMP/req"
 	assert_success
+	# once the answer is written (its standard output closed), here
+	grep -F "the least recently used, by process " "$LOG"
 	[[ $output == *"HTTP/1.1 200"* ]] || fail "$output $stderr"
 	[ ! -e "$CACHE/0123456789abcdef-octo-old.git" ] && [ ! -e "$CACHE/0123456789abcdef-octo-old.lock" ] ||
 	    fail "the old entry stayed: $stderr"
 	ls -d "$CACHE"/*-octo-repo.git
+}
+
+@test "kwh-handle --listen: the upkeep after the answer runs in a detached process, not in the worker" {
+	secret_file secret s3cret
+	REV=$REV3
+	push_payload refs/heads/main "file://$BARE" > "$TMP/push.json"
+	kwh-sign --event push --delivery d-l --secret-file "$TMP/secret" "$TMP/push.json" > "$TMP/req"
+	mkdir -p "$CACHE/0123456789abcdef-octo-old.git"
+	head -c 65536 /dev/zero > "$CACHE/0123456789abcdef-octo-old.git/data"
+	touch -d '-1 hour' "$CACHE/0123456789abcdef-octo-old.lock"
+	PORT=$(free_port)
+	kwh-handle --listen "127.0.0.1:$PORT" --workers 1 --secret-file "$TMP/secret" \
+	    --cache "$CACHE" --allow-remote-host file:// --allow-kind /ConfigMap --dry-run=client \
+	    --cache-max-bytes 1k --log "$LOG" 2>"$TMP/listen.err" 3>&- &
+	LISTEN_PID=$!
+	wait_port "$PORT"
+	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+	cat "$TMP/req" >&$fd
+	timeout 20 cat <&$fd > "$TMP/resp"
+	exec {fd}>&-
+	[[ $(head -n1 "$TMP/resp") == "HTTP/1.1 200 "* ]] || fail "$(cat "$TMP/resp")"
+	# the client may be let go before the upkeep takes the lock: wait
+	# for its work
+	for _ in $(seq 200); do
+		grep -qF "the least recently used, by process " "$LOG" && break
+		sleep 0.1
+	done
+	[ ! -e "$CACHE/0123456789abcdef-octo-old.git" ] || fail "the old entry stayed: $(cat "$LOG")"
+	worker=$(pgrep -P "$LISTEN_PID")
+	[ -n "$worker" ]
+	grep -F "the least recently used, by process " "$LOG"
+	run ! grep -F "by process $worker)" "$LOG"
+	run ! grep -F "by process $LISTEN_PID)" "$LOG"
 }
 
 @test "--cache-max-bytes: not a size is a usage error (100), for kwh-fetch and kwh-handle" {

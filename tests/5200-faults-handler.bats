@@ -203,19 +203,25 @@ replay_chain() {
 	not_spooled "$TMP/spool" d-gitdown
 }
 
-@test "git remote that accepts and never answers: cut off before the deadline with 504, spooled" {
+@test "git remote that accepts and never answers: answered 503 before the deadline, spooled; the fetch goes on in the background" {
 	need_chain
 	apiserver_start
 	start_silent_server
+	local silent=$!
 	scene "KWH_REMOTE=git://127.0.0.1:$SILENT_PORT/{full_name}.git"
 	serve
 	post_push "$PORT" d-gitslow
 	# (an answer at all: the chain ended at its budget, before curl's 15 s)
-	assert_equal "$CODE" 504
-	grep -q "prog=kwh-fetch level=error delivery=d-gitslow status=$CODE" "$TMP/log"
+	assert_equal "$CODE" 503
+	grep -q "prog=kwh-fetch level=warn delivery=d-gitslow status=503 .*retry after 30 s" "$TMP/log"
+	grep -q "prog=kwh-fetch level=info delivery=d-gitslow .*goes on in the background" "$TMP/log"
 	apiserver_requests | jq -e 'map(select(.method != "GET")) | length == 0'
 	spooled d-gitslow
-	# no fetch process is left behind
+	# the background fetch ends when the remote goes away (else at
+	# --fetch-budget): no fetch process is left behind
+	stop_pid "$silent"
+	local n=100
+	while pgrep -f "127.0.0.1:$SILENT_PORT" >/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
 	run -1 pgrep -f "127.0.0.1:$SILENT_PORT"
 }
 
