@@ -40,6 +40,9 @@ struct kwh_handle {
 	long header_timeout_ms;		/* --header-timeout: the head read within */
 	size_t max_pending;		/* --max-pending N: connections held */
 	size_t backlog;			/* --backlog N: the listen queue */
+	const char *config;		/* --config FILE, or NULL */
+	struct stat config_stat;	/* FILE when it was read */
+	char **argv;			/* as given (--listen re-executes it) */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */
