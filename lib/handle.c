@@ -151,14 +151,14 @@ config_argv(int *argc, char **argv, const char **path)
 			continue;
 		if (!strncmp(line, "--", 2))
 			line += 2;
-		if (!strncmp(line, "config", 6) && (!line[6] || line[6] == '='))
-			kwh_usage_error("--config %s: no --config inside it", *path);
 		/* "name value" is "name=value" */
 		len = strcspn(line, "= \t");
 		if ((line[len] == ' ' || line[len] == '\t') ?
 		    asprintf(&nv[n], "--%.*s=%s", (int)len, line, line + len + strspn(line + len, " \t")) < 0 :
 		    asprintf(&nv[n], "--%s", line) < 0)
 			kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+		if (!strncmp(nv[n], "--config", 8) && (!nv[n][8] || nv[n][8] == '='))
+			kwh_usage_error("--config %s: no --config inside it", *path);
 		n++;
 	}
 	/* copies of the lines (never freed: the options point into them) */

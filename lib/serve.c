@@ -225,6 +225,7 @@ config_loads(struct kwh_handle *h)
 	if (pid == 0) {
 		signal(SIGCHLD, SIG_DFL);
 		alarm(10);	/* a load that hangs counts as failed */
+		optind = 0;	/* getopt_long starts again (glibc: 0 resets it all) */
 		kwh_handle_options(&t, argc, argv);
 		kwh_handle_init(&t);
 		_exit(0);
@@ -242,6 +243,8 @@ reexec(struct kwh_handle *h, int lfd, const sigset_t *mask)
 {
 	char pid[32];
 
+	/* logged first: the log may be fd 3, which the socket takes */
+	kwh_log(KWH_LOG_INFO, NULL, 0, "executing %s again with the new configuration", h->argv[0]);
 	if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) < 0) {
 		kwh_log(KWH_LOG_ERROR, NULL, 0, "cannot pass the listening socket on: %s", strerror(errno));
 		return;
@@ -250,10 +253,9 @@ reexec(struct kwh_handle *h, int lfd, const sigset_t *mask)
 	setenv("LISTEN_FDS", "1", 1);
 	setenv("LISTEN_PID", pid, 1);
 	sigprocmask(SIG_SETMASK, mask, NULL);
-	kwh_log(KWH_LOG_INFO, NULL, 0, "executing %s again with the new configuration", h->argv[0]);
 	execv("/proc/self/exe", h->argv);
 	execvp(h->argv[0], h->argv);
-	kwh_log(KWH_LOG_ERROR, NULL, 0, "cannot execute %s again: %s", h->argv[0], strerror(errno));
+	kwh_die(KWH_EXIT_SYSTEM, "cannot execute %s again: %s", h->argv[0], strerror(errno));
 }
 
 /* The socket systemd passed (Accept=no): fd 3, LISTEN_FDS=1. */
@@ -1051,7 +1053,7 @@ want_reload(struct kwh_handle *h)
 		return 0;
 	if (config_loads(h) < 0) {
 		kwh_log(KWH_LOG_ERROR, NULL, 0, "%s: the new configuration does not load "
-		    "(the reason is logged above); still serving with the one in use",
+		    "(its error is logged above or on standard error); still serving with the one in use",
 		    asked ? "SIGHUP" : h->config);
 		return 0;
 	}
