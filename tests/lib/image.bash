@@ -40,6 +40,13 @@ image_buildah() {
 	buildah --root "$IMAGE_STORE/root" --runroot "$IMAGE_STORE/run" --storage-driver vfs "$@"
 }
 
+# --ulimit for bud and from: the limits in force.  Left alone, Debian 13's
+# buildah raises RLIMIT_NOFILE to 1048576 for every RUN and fails where
+# even root may not (a machine that is itself a container).
+image_ulimit() {
+	echo "nofile=$(ulimit -Sn):$(ulimit -Hn)"
+}
+
 image_base() {
 	local tar=$KWH_IMAGE_CACHE/$IMAGE_SUITE.tar mirror dir c
 	mkdir -p "$KWH_IMAGE_CACHE" || return 1
@@ -63,7 +70,7 @@ image_build() {
 	local apt=$KWH_IMAGE_CACHE/apt-$IMAGE_SUITE
 	mkdir -p "$apt/partial" || return 1
 	(cd "$TOP_DIR" && timeout 1500 buildah --root "$IMAGE_STORE/root" --runroot "$IMAGE_STORE/run" \
-		--storage-driver vfs bud --isolation chroot --network host --pull=never \
+		--storage-driver vfs bud --isolation chroot --network host --pull=never --ulimit "$(image_ulimit)" \
 		--build-arg "BASE=$IMAGE_BASE" -v "$apt:/var/cache/apt/archives" \
 		-t "$1" -f Dockerfile .)
 }
