@@ -27,6 +27,9 @@ image_need() {
 	[ "$(id -u)" -eq 0 ] || skip "buildah needs root here (chroot isolation, no user namespaces set up)"
 	command -v buildah >/dev/null || skip "buildah is not installed (KWH_DEPS=all share/kwh/install-deps installs it)"
 	command -v debootstrap >/dev/null || skip "debootstrap is not installed (KWH_DEPS=all share/kwh/install-deps installs it)"
+	# containers-storage remounts / when it applies a layer: a chroot
+	# whose root is no mount point cannot (.ci/run bind-mounts it)
+	mountpoint -q / || skip "/ is not a mount point here (a chroot: mount --bind ROOT ROOT before entering it), buildah's storage cannot remount it"
 	IMAGE_SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 	IMAGE_VERSION=$(. /etc/os-release && echo "${VERSION_ID:-}")
 	[ -n "$IMAGE_SUITE" ] && [ -n "$IMAGE_VERSION" ] ||
