@@ -1142,6 +1142,11 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 			    "%zu connection%s", busy(), busy() == 1 ? "" : "s", A.nconns,
 			    A.nconns == 1 ? "" : "s");
 		}
+		/* stopping, even during a reload: no connection is queued */
+		if (stopping && lfd >= 0) {
+			close(lfd);
+			lfd = -1;
+		}
 		if (stop_begun && ((!A.nconns && !busy()) || now >= until))
 			break;
 		for (size_t i = 0; i < n; i++) {
@@ -1158,7 +1163,7 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 			next = A.next_due - mnow > 0 ? A.next_due - mnow : 0;
 		if (stop_begun && (next < 0 || until - now < next))
 			next = until - now > 0 ? until - now : 0;
-		if (child_exited || (stopping && !stop_begun) || hangup)
+		if (child_exited || (stopping && !stop_begun) || (hangup && !stop_begun))
 			next = 0;
 		if (h->config && !stop_begun && (next < 0 || next > 1000))
 			next = 1000;
@@ -1214,9 +1219,10 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 	A.ep = -1;
 	free(w);
 	slots = NULL;
-	if (reload && !stopping)
+	if (reload && lfd >= 0)
 		reexec(h, lfd, &mask);
-	close(lfd);
+	if (lfd >= 0)
+		close(lfd);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	kwh_log(KWH_LOG_INFO, NULL, 0, "stopped");
 	return KWH_EXIT_OK;
