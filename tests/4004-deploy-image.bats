@@ -71,7 +71,7 @@ teardown() {
 	# the image's command on a free port of the host network
 	PORT=$(free_port)
 	mapfile -t argv < <(jq -r --arg l "127.0.0.1:$PORT" '.[index("--listen") + 1] = $l | .[]' <<<"$cmd")
-	c=$(image_buildah from --pull=never --ulimit "$(image_ulimit)" localhost/kwh:test)
+	c=$(image_buildah from --pull=never $(image_ulimits) localhost/kwh:test)
 	image_buildah run --isolation chroot --network host \
 		-v "$TMP/etc/config:$(dirname "$config"):ro" -v "$TMP/etc/secret:/etc/kwh/secret:ro" \
 		-v "$TMP/repo:/srv/repo:ro" "$c" -- "${argv[@]}" >"$TMP/image.log" 2>&1 3>&- &

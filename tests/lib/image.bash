@@ -43,11 +43,16 @@ image_buildah() {
 	buildah --root "$IMAGE_STORE/root" --runroot "$IMAGE_STORE/run" --storage-driver vfs "$@"
 }
 
-# --ulimit for bud and from: the limits in force.  Left alone, Debian 13's
-# buildah raises RLIMIT_NOFILE to 1048576 for every RUN and fails where
-# even root may not (a machine that is itself a container).
-image_ulimit() {
-	echo "nofile=$(ulimit -Sn):$(ulimit -Hn)"
+# --ulimit options for bud and from: the limits in force.  Left alone,
+# Debian 13's buildah raises RLIMIT_NOFILE and RLIMIT_NPROC to 1048576 for
+# every RUN, which fails where even root may not (a machine that is itself
+# a container).
+image_ulimits() {
+	local l
+	for l in "nofile $(ulimit -Sn) $(ulimit -Hn)" "nproc $(ulimit -Su) $(ulimit -Hu)"; do
+		set -- $l
+		printf -- '--ulimit %s=%s:%s ' "$1" "${2/unlimited/-1}" "${3/unlimited/-1}"
+	done
 }
 
 image_base() {
@@ -73,7 +78,7 @@ image_build() {
 	local apt=$KWH_IMAGE_CACHE/apt-$IMAGE_SUITE
 	mkdir -p "$apt/partial" || return 1
 	(cd "$TOP_DIR" && timeout 1500 buildah --root "$IMAGE_STORE/root" --runroot "$IMAGE_STORE/run" \
-		--storage-driver vfs bud --isolation chroot --network host --pull=never --ulimit "$(image_ulimit)" \
+		--storage-driver vfs bud --isolation chroot --network host --pull=never $(image_ulimits) \
 		--build-arg "BASE=$IMAGE_BASE" -v "$apt:/var/cache/apt/archives" \
 		-t "$1" -f Dockerfile .)
 }
