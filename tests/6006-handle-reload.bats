@@ -174,3 +174,12 @@ events push"
 	run -0 push d-4
 	refute_output 202
 }
+
+@test "/-/ready: kwh-verify alone answers it 200 (nothing more to check), one-shot kwh-handle 503 without a cluster" {
+	printf 'GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n' >"$TMP/req"
+	run -0 kwh-verify --secret-file "$TMP/secret" --log none <"$TMP/req"
+	jq -e '.response == {"status": 200, "message": "ready", "stage": "kwh-verify"}' <<<"$output"
+	run --separate-stderr kwh-handle --secret-file "$TMP/secret" --cache "$TMP/cache" --log none <"$TMP/req"
+	[[ ${lines[0]} == "HTTP/1.1 503 "* ]] || fail "answer: ${lines[0]:-nothing}"
+	assert_output --partial '"message":"no Kubernetes configuration: '
+}
