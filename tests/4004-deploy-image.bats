@@ -36,9 +36,11 @@ teardown() {
 }
 
 @test "the image builds FROM this release's root, and its command, as the Deployment runs it, creates a signed push's Workflow" {
-	run -0 image_base
+	run image_base
+	[ "$status" -eq 0 ] || fail "the base image: $(tail -n 20 <<<"$output")"
 	SECONDS=0
-	run -0 image_build localhost/kwh:test
+	run image_build localhost/kwh:test
+	[ "$status" -eq 0 ] || fail "the build: $(tail -n 30 <<<"$output")"
 	echo "# built in $SECONDS s" >&3
 	# what the image runs: the Deployment's command, as uid 65532
 	image_buildah inspect --type image localhost/kwh:test >"$TMP/inspect.json"

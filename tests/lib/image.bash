@@ -43,15 +43,19 @@ image_buildah() {
 	buildah --root "$IMAGE_STORE/root" --runroot "$IMAGE_STORE/run" --storage-driver vfs "$@"
 }
 
-# --ulimit options for bud and from: the limits in force.  Left alone,
-# Debian 13's buildah raises RLIMIT_NOFILE and RLIMIT_NPROC to 1048576 for
-# every RUN, which fails where even root may not (a machine that is itself
-# a container).
+# --ulimit options for bud and from: limits no higher than those in force.
+# Left alone, Debian 13's buildah raises RLIMIT_NOFILE and RLIMIT_NPROC to
+# 1048576 for every RUN, which fails where even root may not (a machine
+# that is itself a container); Debian 12's lowers its own RLIMIT_NPROC to
+# 32768 first and then cannot raise a RUN's above that.
 image_ulimits() {
-	local l
-	for l in "nofile $(ulimit -Sn) $(ulimit -Hn)" "nproc $(ulimit -Su) $(ulimit -Hu)"; do
+	local l v
+	for l in "nofile $(ulimit -Sn) $(ulimit -Hn) 1048576" "nproc $(ulimit -Su) $(ulimit -Hu) 32768"; do
 		set -- $l
-		printf -- '--ulimit %s=%s:%s ' "$1" "${2/unlimited/-1}" "${3/unlimited/-1}"
+		for v in 2 3; do
+			[ "${!v}" = unlimited ] || [ "${!v}" -gt "$4" ] && set -- "${@:1:v-1}" "$4" "${@:v+1}"
+		done
+		printf -- '--ulimit %s=%s:%s ' "$1" "$2" "$3"
 	done
 }
 
