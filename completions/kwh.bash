@@ -14,7 +14,7 @@ _kwh()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	case $prev in
-	--secret-file|--kubeconfig|--ssh-key|--known-hosts|--token-file|--ca-file|--log|--app-key-file)
+	--secret-file|--kubeconfig|--ssh-key|--known-hosts|--token-file|--ca-file|--log|--app-key-file|--config)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;

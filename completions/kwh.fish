@@ -15,7 +15,7 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
     if command -q $tool
         for opt in (__kwh_options $tool)
             switch $opt
-                case secret-file kubeconfig ssh-key known-hosts token-file ca-file log app-key-file
+                case secret-file kubeconfig ssh-key known-hosts token-file ca-file log app-key-file config
                     complete -c $tool -l $opt -r -F
                 case cache spool
                     complete -c $tool -l $opt -r -a '(__fish_complete_directories)'

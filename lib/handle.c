@@ -22,7 +22,7 @@ static const char usage[] =
 "                  [--allow-remote-host HOST]...\n"
 "                  [--allow-sha1] [--api-url URL] [--app-id N --app-key-file PEM]\n"
 "                  [--backlog N] [--budget SECONDS] [--ca-file FILE]\n"
-"                  [--cache DIR] [--cache-max-bytes BYTES]\n"
+"                  [--cache DIR] [--cache-max-bytes BYTES] [--config FILE]\n"
 "                  [--context NAME]\n"
 "                  [--deadline SECONDS] [--dedupe | --no-dedupe]\n"
 "                  [--dry-run[=client|server]]\n"
@@ -51,7 +51,7 @@ static const char usage[] =
 "the HTTPS token from GITHUB_TOKEN (--token-file wins).\n";
 
 enum {
-	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONTEXT,
+	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONFIG, O_CONTEXT,
 	O_DEADLINE, O_DEDUPE, O_DRY_RUN, O_EVENTS, O_FETCH_BUDGET, O_MAX_BACKGROUND, O_FILTER, O_HEADER_TIMEOUT, O_HELP, O_IGNORE_REF,
 	O_INSECURE, O_SKIP_HOST_KEY, O_KNOWN_HOSTS, O_KUBECONFIG, O_LISTEN, O_LOG,
 	O_LOG_FORMAT, O_METRICS_PATH, O_STATSD,
@@ -77,6 +77,7 @@ static const struct option longopts[] = {
 	{ "ca-file", required_argument, NULL, O_CA_FILE },
 	{ "cache", required_argument, NULL, O_CACHE },
 	{ "cache-max-bytes", required_argument, NULL, O_CACHE_MAX_BYTES },
+	{ "config", required_argument, NULL, O_CONFIG },
 	{ "context", required_argument, NULL, O_CONTEXT },
 	{ "deadline", required_argument, NULL, O_DEADLINE },
 	{ "dedupe", no_argument, NULL, O_DEDUPE },
@@ -127,13 +128,87 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/*
+ * --config FILE: options kept in a file (a ConfigMap's key), one long option
+ * a line as on the command line, leading "--" optional ("set=k=.x",
+ * "dedupe"); blank lines and lines starting with # are skipped.  They go
+ * before the command line's own, so those win where one value counts.
+ * Returns the new argv (argc updated) and the file's path in *path.
+ */
+#define KWH_CONFIG_MAX_BYTES (64 * 1024)
+
+static char **
+config_argv(int *argc, char **argv, const char **path)
+{
+	struct kwh_buf text;
+	char **nv, *line, *next;
+	int i, n = 0, nc = *argc;
+
+	*path = NULL;
+	for (i = 1; i < nc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < nc)
+			*path = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			*path = argv[i] + 9;
+	}
+	if (!*path)
+		return argv;
+	kwh_buf_init(&text, KWH_CONFIG_MAX_BYTES);
+	if (kwh_buf_read_file(&text, *path) < 0 || kwh_buf_addc(&text, '\0') < 0)
+		kwh_usage_error("--config %s: cannot read it: %s", *path,
+		    errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+	for (i = 0; i < (int)text.len; i++)
+		n += text.data[i] == '\n';
+	if (!(nv = calloc((size_t)nc + (size_t)n + 2, sizeof *nv)))
+		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+	nv[0] = argv[0];
+	n = 1;
+	for (line = text.data; line && *line; line = next) {
+		size_t len;
+
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		line += strspn(line, " \t");
+		len = strlen(line);
+		while (len && strchr(" \t\r", line[len - 1]))
+			line[--len] = '\0';
+		if (!len || *line == '#')
+			continue;
+		if (!strncmp(line, "--", 2))
+			line += 2;
+		/* "name value" is "name=value" */
+		len = strcspn(line, "= \t");
+		if ((line[len] == ' ' || line[len] == '\t') ?
+		    asprintf(&nv[n], "--%.*s=%s", (int)len, line, line + len + strspn(line + len, " \t")) < 0 :
+		    asprintf(&nv[n], "--%s", line) < 0)
+			kwh_die(KWH_EXIT_SYSTEM, "out of memory");
+		if (!strncmp(nv[n], "--config", 8) && (!nv[n][8] || nv[n][8] == '='))
+			kwh_usage_error("--config %s: no --config inside it", *path);
+		n++;
+	}
+	/* copies of the lines (never freed: the options point into them) */
+	for (i = 1; i < nc; i++)
+		nv[n++] = argv[i];
+	nv[n] = NULL;
+	kwh_buf_release(&text);
+	*argc = n;
+	return nv;
+}
+
 void
 kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 {
 	int c, header_timeout = 0, max_pending = 0, backlog = 0;
+	const char *config;
 
 	memset(h, 0, sizeof *h);
 	kwh_err_init(argv[0]);
+	h->argv = argv;
+	argv = config_argv(&argc, argv, &config);
+	if (config) {
+		h->config = config;
+		stat(config, &h->config_stat);
+	}
 	h->verify.limits = (struct kwh_http_limits)KWH_HTTP_LIMITS_DEFAULT;
 	h->verify.budget_ms = KWH_VERIFY_BUDGET_MS;
 	h->header_timeout_ms = KWH_HANDLE_HEADER_TIMEOUT_MS;
@@ -176,6 +251,7 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		case O_CA_FILE: h->fetch.git.ca_file = optarg; break;
 		case O_CACHE: h->fetch.git.cache_dir = h->apply.cache_dir = optarg; break;
 		case O_CACHE_MAX_BYTES: h->fetch.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
+		case O_CONFIG: break;	/* read above (config_argv) */
 		case O_CONTEXT: h->apply.src.context = optarg; break;
 		case O_DEADLINE: h->apply.deadline_ms = kwh_cli_seconds_ms("--deadline", optarg); break;
 		case O_DEDUPE: h->apply.no_dedupe = 0; break;	/* the default; kept for old command lines */
@@ -388,6 +464,45 @@ init_fetch(struct kwh_handle *h)
 	g->progress = isatty(2);
 }
 
+/* dir (the cache or the spool, made on demand) can be written, or could
+ * be made: 0, or -1 with why. */
+static int
+dir_writable(const char *what, const char *dir, char *why, size_t n)
+{
+	char parent[4096];
+	const char *slash;
+
+	if (access(dir, W_OK | X_OK) == 0)
+		return 0;
+	if (errno == ENOENT && (slash = strrchr(dir, '/'))) {
+		snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+		if (access(parent, W_OK | X_OK) == 0)
+			return 0;
+	}
+	snprintf(why, n, "%s directory '%s' is not writable: %s", what, dir, strerror(errno));
+	return -1;
+}
+
+/* GET /-/ready (kwh-verify asks): the worker can do a delivery's work. */
+static int
+handle_ready(void *arg, char *why, size_t n)
+{
+	struct kwh_handle *h = arg;
+
+	if (!h->apply_ready) {
+		snprintf(why, n, "no Kubernetes configuration: %s", h->apply_err);
+		return -1;
+	}
+	if (h->fetch_err[0]) {
+		snprintf(why, n, "kwh-fetch cannot run: %s", h->fetch_err);
+		return -1;
+	}
+	if (dir_writable("cache", h->fetch.git.cache_dir, why, n) < 0 ||
+	    (h->spool && dir_writable("spool", h->spool, why, n) < 0))
+		return -1;
+	return 0;
+}
+
 int
 kwh_handle_init(struct kwh_handle *h)
 {
@@ -408,6 +523,8 @@ kwh_handle_init(struct kwh_handle *h)
 	} else {
 		h->apply_ready = 1;
 	}
+	h->verify.ready = handle_ready;
+	h->verify.ready_arg = h;
 	kwh_pledge("stdio rpath wpath cpath flock inet dns proc exec");
 	return 0;
 }

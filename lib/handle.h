@@ -49,6 +49,9 @@ struct kwh_handle {
 	size_t backlog;			/* --backlog N: the listen queue */
 	const char *metrics_path;	/* --metrics-path PATH or "none", or NULL: /metrics */
 	size_t max_queued;		/* --max-queued N (0: half of --workers) */
+	const char *config;		/* --config FILE, or NULL */
+	struct stat config_stat;	/* FILE when it was read */
+	char **argv;			/* as given (--listen re-executes it) */
 
 	/* state */
 	const char **filters, **sets;	/* arrays of argc pointers */

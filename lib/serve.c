@@ -102,7 +102,7 @@ struct handoff {
  * after which it is ready, or the last one (LAST) before it exits. */
 enum { MSG_READY = 'R', MSG_LINGER = 'L', MSG_LAST = 'X' };
 
-static volatile sig_atomic_t stopping, child_exited;
+static volatile sig_atomic_t stopping, child_exited, hangup;
 static struct slot *slots;		/* the parent's; a worker frees its copy */
 static size_t nslots;
 
@@ -164,6 +164,102 @@ describe(int fd, char *out, size_t n)
 	snprintf(out, n, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
 
+/* ---- configuration changes: re-executing with the socket ---- */
+
+/*
+ * With --config FILE the parent stats FILE every second (a ConfigMap
+ * volume swaps a symlink: stat follows it) and takes SIGHUP as the same
+ * news.  It then checks the new configuration in a child (the options
+ * parsed and everything loaded, as at start-up): a bad one is logged and
+ * the running configuration kept.  A good one: the parent stops accepting
+ * (the listening socket stays open, so the kernel queues new connections
+ * in the backlog), lets the requests it holds be read and answered, and
+ * executes itself again with the socket as fd 3 and LISTEN_PID and
+ * LISTEN_FDS set, as systemd passes one (kwh_handle_listen takes it
+ * whatever --listen says).  Same process id, so a container's PID 1
+ * stays, and no connection is refused or reset.
+ */
+static void
+on_hangup(int sig)
+{
+	hangup = 1;
+}
+
+/* Re-executed by a parent that passed its socket (reexec below). */
+static int
+inherited(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+	return pid && fds && strtol(pid, NULL, 10) == (long)getpid() && !strcmp(fds, "1");
+}
+
+/* Has --config FILE changed since it was read?  1 once per change. */
+static int
+config_changed(struct kwh_handle *h)
+{
+	struct stat st;
+
+	if (stat(h->config, &st) < 0)
+		memset(&st, 0, sizeof st);
+	if (st.st_dev == h->config_stat.st_dev && st.st_ino == h->config_stat.st_ino &&
+	    st.st_size == h->config_stat.st_size &&
+	    st.st_mtim.tv_sec == h->config_stat.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == h->config_stat.st_mtim.tv_nsec)
+		return 0;
+	h->config_stat = st;
+	return 1;
+}
+
+/* The configuration as a re-executed parent would load it: 0 if it loads. */
+static int
+config_loads(struct kwh_handle *h)
+{
+	static struct kwh_handle t;
+	char **argv = h->argv;
+	int argc = 0, st;
+	pid_t pid;
+
+	while (argv[argc])
+		argc++;
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		signal(SIGCHLD, SIG_DFL);
+		alarm(10);	/* a load that hangs counts as failed */
+		optind = 0;	/* getopt_long starts again (glibc: 0 resets it all) */
+		kwh_handle_options(&t, argc, argv);
+		kwh_handle_init(&t);
+		_exit(0);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Becomes the new configuration's server, keeping the socket; returns
+ * only when that failed. */
+static void
+reexec(struct kwh_handle *h, int lfd, const sigset_t *mask)
+{
+	char pid[32];
+
+	/* logged first: the log may be fd 3, which the socket takes */
+	kwh_log(KWH_LOG_INFO, NULL, 0, "executing %s again with the new configuration", h->argv[0]);
+	if (lfd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(lfd, 3) < 0) {
+		kwh_log(KWH_LOG_ERROR, NULL, 0, "cannot pass the listening socket on: %s", strerror(errno));
+		return;
+	}
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	setenv("LISTEN_FDS", "1", 1);
+	setenv("LISTEN_PID", pid, 1);
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	execv("/proc/self/exe", h->argv);
+	execvp(h->argv[0], h->argv);
+	kwh_die(KWH_EXIT_SYSTEM, "cannot execute %s again: %s", h->argv[0], strerror(errno));
+}
+
 /* The socket systemd passed (Accept=no): fd 3, LISTEN_FDS=1. */
 static int
 systemd_socket(void)
@@ -194,7 +290,7 @@ kwh_handle_listen(const struct kwh_handle *h)
 	int fd = -1, rc, e = 0;
 	long pn;
 
-	if (!strcmp(spec, "systemd"))
+	if (!strcmp(spec, "systemd") || inherited())
 		return systemd_socket();
 	if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
@@ -991,6 +1087,28 @@ fit_descriptors(struct kwh_handle *h, size_t n)
 	(void)h;
 }
 
+/* A reload is wanted (SIGHUP, or --config changed) and the new
+ * configuration loads: 1; else 0, with a log line saying why. */
+static int
+want_reload(struct kwh_handle *h)
+{
+	int asked = hangup;
+
+	hangup = 0;
+	if (!asked && !(h->config && config_changed(h)))
+		return 0;
+	if (config_loads(h) < 0) {
+		kwh_log(KWH_LOG_ERROR, NULL, 0, "%s: the new configuration does not load "
+		    "(its error is logged above or on standard error); still serving with the one in use",
+		    asked ? "SIGHUP" : h->config);
+		return 0;
+	}
+	kwh_log(KWH_LOG_INFO, NULL, 0, "%s: reloading: no new connection is accepted until the "
+	    "%zu held are answered, then the server executes itself again, keeping its socket",
+	    asked ? "SIGHUP" : h->config, A.nconns);
+	return 1;
+}
+
 int
 kwh_handle_serve(struct kwh_handle *h, int lfd)
 {
@@ -1000,8 +1118,9 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 	long long grace, until = 0;
 	char where[NI_MAXHOST + NI_MAXSERV + 8];
 	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = &A.lfd };
-	int stop_begun = 0;
+	int stop_begun = 0, reload = 0;
 	size_t silent = 0, cut = 0;
+	long long checked = 0;
 
 	if (!w)
 		kwh_die(KWH_EXIT_SYSTEM, "out of memory");
@@ -1029,8 +1148,10 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &mask);
 	handle_signal(SIGTERM, on_stop, 0);
+	handle_signal(SIGHUP, on_hangup, 0);
 	handle_signal(SIGINT, on_stop, 0);
 	handle_signal(SIGCHLD, on_child, 0);
 	/* a client that went away must cost an EPIPE, not the worker */
@@ -1049,7 +1170,11 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 		long long now = kwh_now_ms(), next = -1, mnow;
 		int k;
 
-		if (stopping && !stop_begun) {
+		if (!stop_begun && !stopping && (hangup || (h->config && now - checked >= 1000))) {
+			checked = now;
+			reload = want_reload(h);
+		}
+		if ((stopping || reload) && !stop_begun) {
 			struct conn *c, *cn;
 
 			/* stop: no new connection; the requests begun are read,
@@ -1057,9 +1182,9 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 			 * timeout and the budget), then the workers exit */
 			stop_begun = 1;
 			epoll_ctl(A.ep, EPOLL_CTL_DEL, lfd, NULL);
-			close(lfd);
 			A.lfd = -1;
-			for (c = A.first; c; c = cn) {
+			/* a reload keeps the socket (queueing) and every connection */
+			for (c = A.first; c && !reload; c = cn) {
 				cn = c->next;
 				if (c->state == C_HEAD && !c->data.len) {
 					free_conn(c);	/* it never said a word */
@@ -1073,6 +1198,11 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 			kwh_log(KWH_LOG_INFO, NULL, 0, "stopping: waiting for %zu busy worker%s and "
 			    "%zu connection%s", busy(), busy() == 1 ? "" : "s", A.nconns,
 			    A.nconns == 1 ? "" : "s");
+		}
+		/* stopping, even during a reload: no connection is queued */
+		if (stopping && lfd >= 0) {
+			close(lfd);
+			lfd = -1;
 		}
 		if (stop_begun && ((!A.nconns && !busy()) || now >= until))
 			break;
@@ -1091,8 +1221,10 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 			next = A.next_due - mnow > 0 ? A.next_due - mnow : 0;
 		if (stop_begun && (next < 0 || until - now < next))
 			next = until - now > 0 ? until - now : 0;
-		if (child_exited || stopping != stop_begun)
+		if (child_exited || (stopping && !stop_begun) || (hangup && !stop_begun))
 			next = 0;
+		if (h->config && !stop_begun && (next < 0 || next > 1000))
+			next = 1000;
 		k = epoll_pwait(A.ep, ev, 64, next < 0 ? -1 : next > INT32_MAX ? INT32_MAX : (int)next, &mask);
 		for (int i = 0; i < k; i++) {
 			enum kind *kind = ev[i].data.ptr;
@@ -1152,6 +1284,10 @@ kwh_handle_serve(struct kwh_handle *h, int lfd)
 	A.ep = -1;
 	free(w);
 	slots = NULL;
+	if (reload && lfd >= 0)
+		reexec(h, lfd, &mask);
+	if (lfd >= 0)
+		close(lfd);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	kwh_log(KWH_LOG_INFO, NULL, 0, "stopped");
 	return KWH_EXIT_OK;

@@ -112,6 +112,18 @@ form_payload(char *body, size_t n, const char **p, size_t *len)
 	return -1;
 }
 
+/* GET /-/ready: distinct from /-/alive (a process that answers but can do
+ * no work is alive and not ready: Kubernetes sends it no traffic rather
+ * than restarting it). */
+static int
+ready(const struct kwh_verify_opts *o, struct kwh_verify_out *out, char *why, size_t n)
+{
+	snprintf(why, n, "ready");
+	if (o->ready && o->ready(o->ready_arg, why, n) < 0)
+		return refuse(out, NULL, NULL, 503, why);
+	return refuse(out, NULL, NULL, 200, "ready");
+}
+
 int
 kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 {
@@ -139,6 +151,8 @@ kwh_verify(const struct kwh_verify_opts *o, int fd, struct kwh_verify_out *out)
 	if (!strcmp(req->method, "GET") &&
 	    !strcmp(path, o->liveness_path ? o->liveness_path : KWH_VERIFY_LIVENESS_PATH))
 		return refuse(out, NULL, NULL, 200, "alive");
+	if (!strcmp(req->method, "GET") && !strcmp(path, "/-/ready"))
+		return ready(o, out, err, sizeof err);
 	if (strcmp(req->method, "POST")) {
 		snprintf(err, sizeof err, "method %s is not allowed: webhooks are delivered with POST", req->method);
 		return refuse(out, delivery, event, 405, err);

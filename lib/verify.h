@@ -15,6 +15,10 @@ struct kwh_verify_opts {
 	const struct kwh_http_given *given;
 	size_t max_json_values;		/* values in the payload (413 beyond), 0: no bound */
 	const char *liveness_path;	/* GET answered 200 "alive"; NULL: KWH_VERIFY_LIVENESS_PATH */
+	/* GET /-/ready: 0 when the caller can do work, else -1 and why in
+	 * the buffer (answered 503); NULL: ready whenever alive */
+	int (*ready)(void *arg, char *why, size_t n);
+	void *ready_arg;
 };
 #define KWH_VERIFY_LIVENESS_PATH "/-/alive"
 #define KWH_VERIFY_BUDGET_MS 9000
@@ -40,7 +44,8 @@ struct kwh_verify_out {
 
 /*
  * Reads one request from fd and checks it: method (405; GET /-/alive is
- * answered 200), signature (401), headers (400), content type (415), JSON
+ * answered 200, GET /-/ready
+ * 200 or 503 as o->ready says), signature (401), headers (400), content type (415), JSON
  * body (400), and the read limits (408, 413, 431) and max_json_values
  * (413).  Fills out; returns
  * out->status.  Logs the decision.  kwh_verify_out_release() frees out.

@@ -60,7 +60,7 @@ manifest() {
 	# kustomize builds the same set of files
 	diff <(cd "$K" && ls *.yaml | grep -vx kustomization.yaml) \
 		<(sed -n 's/^- \(.*\.yaml\)$/\1/p' "$K/kustomization.yaml" | sort)
-	[ "$(grep -c '^kind: ' "$GOLDEN/kubernetes/kustomize.yaml")" -eq 10 ]
+	[ "$(grep -c '^kind: ' "$GOLDEN/kubernetes/kustomize.yaml")" -eq 12 ]
 	# the objects kustomize built are the manifests' own
 	kwh-yaml2json "$GOLDEN/kubernetes/kustomize.yaml" | jq -s -c 'map([.kind, .metadata.namespace, .metadata.name]) | sort' >"$TMP/k"
 	for f in "$K"/*.yaml; do
@@ -75,7 +75,7 @@ manifest() {
 	apiserver_start
 	golden_replay_matches kubernetes-dry-run
 	# every manifest and -k were answered 201, as dry runs
-	jq -e '[.steps[] | .exit] | length == 10 and all(. == 0)' "$GOLDEN/apiserver/kubernetes-dry-run.json"
+	jq -e '[.steps[] | .exit] | length == 12 and all(. == 0)' "$GOLDEN/apiserver/kubernetes-dry-run.json"
 	jq -e '[.steps[].exchanges[] | select(.request.method == "POST")] | length >= 20 and
 		all(.request.query | test("dryRun=All")) and all(.response.status == 201)' "$TMP/kubernetes-dry-run.replayed"
 	# a dry run stores nothing
@@ -105,11 +105,11 @@ manifest() {
 	run apiserver_kubectl create --dry-run=server -k "$K" -o name
 	assert_success
 	assert_equal "$(printf '%s\n' "$output" | sort | tr '\n' ' ')" \
-		"configmap/kwh deployment.apps/kwh ingress.networking.k8s.io/kwh namespace/ci namespace/kwh role.rbac.authorization.k8s.io/kwh-create-workflows rolebinding.rbac.authorization.k8s.io/kwh-create-workflows secret/kwh service/kwh serviceaccount/kwh "
+		"configmap/kwh deployment.apps/kwh horizontalpodautoscaler.autoscaling/kwh ingress.networking.k8s.io/kwh namespace/ci namespace/kwh persistentvolumeclaim/kwh-spool role.rbac.authorization.k8s.io/kwh-create-workflows rolebinding.rbac.authorization.k8s.io/kwh-create-workflows secret/kwh service/kwh serviceaccount/kwh "
 	# a dry run stores nothing
 	apiserver_objects | jq -e 'length == 0'
 	# and the server did see them
-	apiserver_requests | jq -e '[.[] | select(.method == "POST" and (.query // "" | test("dryRun=All")))] | length >= 10'
+	apiserver_requests | jq -e '[.[] | select(.method == "POST" and (.query // "" | test("dryRun=All")))] | length >= 12'
 }
 
 @test "the Deployment: replicas, non-root, read-only, no privileges, probes, limits, cache, secret files" {
@@ -125,31 +125,54 @@ manifest() {
 		($s.capabilities.add // [] | length == 0) and ($s.privileged // false) == false and
 		$s.seccompProfile.type == "RuntimeDefault"' "$TMP/d.json"
 	jq -e '.spec.template.spec.containers[0] as $c |
-		[$c.livenessProbe, $c.readinessProbe] | all(.httpGet.path == "/-/alive" and .httpGet.port == "http") and
+		$c.livenessProbe.httpGet.path == "/-/alive" and $c.readinessProbe.httpGet.path == "/-/ready" and
+		([$c.livenessProbe, $c.readinessProbe] | all(.httpGet.port == "http")) and
 		($c.ports | map(select(.name == "http")) | .[0].containerPort == 8080)' "$TMP/d.json"
 	jq -e '.spec.template.spec.containers[0].resources as $r |
 		($r.requests.cpu and $r.requests.memory and $r.limits.cpu and $r.limits.memory) != null' "$TMP/d.json"
-	# socat is the listener: -t 10, fork, a children limit, the handler
-	jq -e '.spec.template.spec.containers[0].command as $c | $c[0] == "socat" and
-		($c | index("-t")) as $i | $c[$i + 1] == "10" and
-		($c[-2] | test("^TCP-LISTEN:8080,.*fork") and test("max-children=[0-9]+")) and
-		$c[-1] == "EXEC:/usr/share/kwh/kwh-handler"' "$TMP/d.json"
-	# the git cache is an emptyDir at the ConfigMap's KWH_CACHE, the secret
-	# is mounted as files read-only at the directory the ConfigMap names
-	manifest ConfigMap | jq -r '.data["kwh.env"]' >"$TMP/kwh.env"
-	cache=$(sed -n 's/^KWH_CACHE=//p' "$TMP/kwh.env")
-	secret=$(sed -n 's/^KWH_SECRET_FILE=//p' "$TMP/kwh.env")
-	jq -e --arg cache "$cache" --arg sdir "$(dirname "$secret")" '.spec.template.spec as $p |
+	# the resident server, its options from the ConfigMap's file
+	jq -e '.spec.template.spec.containers[0].command as $c | $c[0] == "kwh-handle" and
+		($c | index("--listen")) as $i | $c[$i + 1] == "0.0.0.0:8080" and
+		($c | index("--config")) as $j | $c[$j + 1] == "/etc/kwh/config/kwh-handle.conf"' "$TMP/d.json"
+	manifest ConfigMap | jq -r '.data["kwh-handle.conf"]' >"$TMP/conf"
+	# the git cache is an emptyDir at the ConfigMap's cache, the spool the
+	# shared claim at its spool, the secret mounted as files read-only at the
+	# directory the ConfigMap names; nothing else is writable
+	cache=$(sed -n 's/^cache //p' "$TMP/conf")
+	spool=$(sed -n 's/^spool //p' "$TMP/conf")
+	secret=$(sed -n 's/^secret-file //p' "$TMP/conf")
+	manifest PersistentVolumeClaim | jq -e '.metadata.name == "kwh-spool" and .spec.accessModes == ["ReadWriteMany"]'
+	jq -e --arg cache "$cache" --arg spool "$spool" --arg sdir "$(dirname "$secret")" '.spec.template.spec as $p |
 		($p.containers[0].volumeMounts | map({(.mountPath): .}) | add) as $m |
 		($p.volumes | map({(.name): .}) | add) as $v |
 		$v[$m[$cache].name].emptyDir != null and
+		$v[$m[$spool].name].persistentVolumeClaim.claimName == "kwh-spool" and
 		$v[$m[$sdir].name].secret.secretName == "kwh" and $m[$sdir].readOnly == true and
-		($m | to_entries | map(select(.value.readOnly != true)) | all($v[.value.name].emptyDir != null))' "$TMP/d.json"
+		($m | to_entries | map(select(.value.readOnly != true and .key != $spool)) | all($v[.value.name].emptyDir != null))' "$TMP/d.json"
 	# the secret holds the key the ConfigMap names
 	manifest Secret | jq -e --arg k "$(basename "$secret")" '.stringData[$k] | test("REPLACE-ME")'
-	# the ConfigMap is found by the handler
-	jq -e '.spec.template.spec.containers[0].env | map(select(.name == "KWH_ENV_FILE")) | .[0].value == "/etc/kwh/config/kwh.env"' "$TMP/d.json"
-	jq -e '.spec.template.spec.containers[0].volumeMounts | map(select(.mountPath == "/etc/kwh/config")) | length == 1' "$TMP/d.json"
+	# the ConfigMap is mounted as a directory (subPath would never change)
+	jq -e '.spec.template.spec.containers[0].volumeMounts | map(select(.mountPath == "/etc/kwh/config")) |
+		length == 1 and (.[0].subPath == null)' "$TMP/d.json"
+	# and kwh-handle reads the file: its options all parse
+	sed -e "s|^secret-file .*|secret-file $TMP/s|" -e '/^ssh-key /d' -e '/^known-hosts /d' \
+		-e "s|^log .*|log $TMP/log|" "$TMP/conf" >"$TMP/conf.local"
+	printf 'x\n' >"$TMP/s"; chmod 600 "$TMP/s"
+	printf 'GET /-/alive HTTP/1.1\r\nHost: x\r\n\r\n' | kwh-handle --config "$TMP/conf.local" --cache "$TMP/c" \
+		--spool "$TMP/spool" >"$TMP/out"
+	assert_equal "$(http_status "$TMP/out")" 200
+}
+
+@test "horizontal scaling: an autoscaling/v2 HPA on the Deployment, by CPU, at least as many replicas as it has" {
+	manifest HorizontalPodAutoscaler >"$TMP/hpa.json"
+	manifest Deployment >"$TMP/d.json"
+	jq -e --slurpfile d "$TMP/d.json" '.apiVersion == "autoscaling/v2" and
+		.metadata.namespace == $d[0].metadata.namespace and
+		.spec.scaleTargetRef == {"apiVersion":"apps/v1","kind":"Deployment","name":$d[0].metadata.name} and
+		.spec.minReplicas >= $d[0].spec.replicas and .spec.maxReplicas > .spec.minReplicas and
+		(.spec.metrics[0].resource | .name == "cpu" and .target.type == "Utilization")' "$TMP/hpa.json"
+	# utilization needs a CPU request
+	jq -e '.spec.template.spec.containers[0].resources.requests.cpu != null' "$TMP/d.json"
 }
 
 @test "RBAC: one Role in the CI namespace, create/get/patch on Argo workflows, nothing cluster-wide, no wildcards" {
@@ -169,10 +192,10 @@ manifest() {
 		.roleRef == {"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":$role[0].metadata.name} and
 		.subjects == [{"kind":"ServiceAccount","name":$sa[0].metadata.name,"namespace":$sa[0].metadata.namespace}]' "$TMP/rb.json"
 	# the objects go where the Role is
-	manifest ConfigMap | jq -r '.data["kwh.env"]' >"$TMP/kwh.env"
-	grep -qx 'KWH_NAMESPACE=ci' "$TMP/kwh.env"
-	grep -qx 'KWH_ALLOW_NAMESPACE=ci' "$TMP/kwh.env"
-	grep -qx 'KWH_ALLOW_KINDS=argoproj.io/Workflow' "$TMP/kwh.env"
+	manifest ConfigMap | jq -r '.data["kwh-handle.conf"]' >"$TMP/conf"
+	grep -qx 'namespace ci' "$TMP/conf"
+	grep -qx 'allow-namespace ci' "$TMP/conf"
+	grep -qx 'allow-kind argoproj.io/Workflow' "$TMP/conf"
 }
 
 @test "RBAC: the Role grants exactly what kwh-apply asked for, in-cluster, with the shipped settings" {
@@ -189,16 +212,19 @@ manifest() {
 	cp "$APISERVER_CA" "$TMP/sa/ca.crt"
 	printf kwh >"$TMP/sa/namespace"
 	export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$APISERVER_PORT
-	# the ConfigMap's settings; the pod's paths replaced by the environment
-	manifest ConfigMap | jq -r '.data["kwh.env"]' >"$TMP/kwh.env"
-	export KWH_ENV_FILE=$TMP/kwh.env KWH_SECRET_FILE=$TMP/secret KWH_CACHE=$TMP/cache \
-		KWH_SSH_KEY= KWH_KNOWN_HOSTS= KWH_LOG=$TMP/log KWH_SERVICE_ACCOUNT_DIR=$TMP/sa \
-		KWH_REMOTE="file://$TMP/srv/{full_name}.git"
+	# the ConfigMap's options; the pod's paths replaced by this test's
+	manifest ConfigMap | jq -r '.data["kwh-handle.conf"]' |
+		sed -e "s|^secret-file .*|secret-file $TMP/secret|" -e '/^ssh-key /d' -e '/^known-hosts /d' \
+			-e "s|^log .*|log $TMP/log|" -e "s|^cache .*|cache $TMP/cache|" \
+			-e "s|^spool .*|spool $TMP/spool|" >"$TMP/kwh-handle.conf"
+	export KUBERNETES_SERVICE_HOST KUBERNETES_SERVICE_PORT
+	KWH_CMD=(kwh-handle --config "$TMP/kwh-handle.conf" --service-account-dir "$TMP/sa"
+		--remote "file://$TMP/srv/{full_name}.git" --allow-remote-host file://)
 	# a push (generateName, --dedupe: POST), its redelivery (POST 409, GET)
 	signed_request d-rbac
-	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	"${KWH_CMD[@]}" <"$TMP/req" >"$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 201
-	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	"${KWH_CMD[@]}" <"$TMP/req" >"$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 200
 	http_body "$TMP/out" | jq -e '.results[0].action == "exists"'
 	# a named Workflow (server-side apply: GET, PATCH), twice
@@ -207,10 +233,10 @@ manifest() {
 	git_quiet -C "$TMP/work" push -q "$TMP/srv/octo/repo.git" main
 	REV=$(git_quiet -C "$TMP/work" rev-parse HEAD); deploy_payload
 	signed_request d-named
-	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	"${KWH_CMD[@]}" <"$TMP/req" >"$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 201
 	signed_request d-named-2
-	"$HANDLER" <"$TMP/req" >"$TMP/out"
+	"${KWH_CMD[@]}" <"$TMP/req" >"$TMP/out"
 	assert_equal "$(http_status "$TMP/out")" 200
 	apiserver_objects | jq -e 'map(select(.kind == "Workflow" and .metadata.namespace == "ci")) | length == 2'
 	# every request came with the service account's token
