@@ -1,6 +1,7 @@
 /* kwh-fetch — envelopes on stdin; the manifests from git added on stdout. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "env.h"
 #include "err.h"
 #include "fetch.h"
+#include "git.h"
 
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
@@ -69,7 +71,11 @@ main(int argc, char **argv)
 		case 'c': o.git.cache_dir = optarg; break;
 		case 'M': o.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
 		case 'g': o.use_git_url = 1; break;
-		case 'h': kwh_cli_help(usage);
+		case 'h':
+			/* which fetches this build makes (tests and people ask) */
+			fputs(usage, stdout);
+			printf("git cache: %s\n", kwh_git_fetch_kind());
+			exit(fflush(stdout) ? KWH_EXIT_SYSTEM : KWH_EXIT_OK);
 		case 'I': o.git.skip_host_key_check = 1; break;
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;

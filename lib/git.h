@@ -138,6 +138,13 @@ typedef int (*kwh_git_file_fn)(void *arg, const char *name, const char *data, si
 int kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
     kwh_git_file_fn fn, void *arg, char *err, size_t errlen);
 
+/*
+ * What fetches this build makes, for --help: "shallow fetches (libgit2
+ * X.Y.Z)" when the libgit2 it was built with can fetch at a depth and
+ * deepen (1.8 and later), else "whole-history fetches (libgit2 X.Y.Z)".
+ */
+const char *kwh_git_fetch_kind(void);
+
 /* The cache entry's directory name for url ("HASH-suffix.git") into out. */
 void kwh_git_cache_name(const char *url, char *out, size_t n);
 
