@@ -1305,7 +1305,8 @@ consolidate(struct kwh_git *g)
 		kwh_buf_printf(&b, "%s/objects/pack/%s.pack", g->dir, old.name[i]);
 		if (unlink(b.data) < 0 && errno != ENOENT)
 			continue;
-		b.data[b.len - 4] = '\0';
+		b.len -= 4;	/* the .idx beside it */
+		b.data[b.len] = '\0';
 		kwh_buf_adds(&b, "idx");
 		unlink(b.data);
 		removed++;

@@ -175,6 +175,8 @@ fsck_clean() {
 	fi
 	# 36 fetches, 36 packs: consolidated past KWH_GIT_PACKS_MAX (32)
 	[ "$(ls "$(entry)/objects/pack/"*.pack | wc -l)" -le 4 ]
+	# and the old packs went whole, their indexes with them
+	assert_equal "$(ls "$(entry)/objects/pack/"*.idx | wc -l)" "$(ls "$(entry)/objects/pack/"*.pack | wc -l)"
 	assert_equal "$consolidated" 1
 	fsck_clean
 	# the entry reads every revision it holds, the remote gone
