@@ -1947,33 +1947,53 @@ resolve_fetch(struct kwh_git *g, const char *rev, const char *ref,
 		if (r < 0)
 			kwh_log(KWH_LOG_INFO, NULL, 0, "revision %s not fetched by id, its ref "
 			    "deepened instead: %s", rev, err);
-		/* then its ref deeper, step by step: each step that lands is kept */
-		for (i = 0; ref_ok(ref) && i < sizeof deeper / sizeof deeper[0]; i++) {
-			if (specs_add(&sp, ref, 0) < 0)
+		/* then its ref (without one, every branch and tag) deeper,
+		 * step by step, the last one whole: each step that lands is
+		 * kept */
+		for (i = 0; i < sizeof deeper / sizeof deeper[0]; i++) {
+			/* a complete entry (the last step made it whole, or it
+			 * never was shallow): only a fetch of other refs can help */
+			if (!g->repo || git_repository_is_shallow(g->repo) != 1)
+				break;
+			if (ref_ok(ref) ? specs_add(&sp, ref, 0) < 0 :
+			    specs_add(&sp, ALL_HEADS, 1) < 0 || specs_add(&sp, ALL_TAGS, 1) < 0)
 				goto oom;
 			r = fetch_try(g, sp.v, sp.n, deeper[i], rev, hex, err, errlen);
 			specs_free(&sp);
 			if (r)
 				return r < 0 ? r : 0;
 		}
+		if (!ref_ok(ref))
+			goto notfound;
 	}
 #endif
-	/* not in its ref's history: every branch and tag, whole */
+	/* not in its ref's history: every branch and tag, whole (a shallow
+	 * entry unshallowed: a fetch at depth 0 would stop at its boundary;
+	 * "unshallow" is for shallow entries only) */
 	if ((ref && *ref) || shallow) {
-		if ((r = net_run(g, NULL, 0, NULL, NULL, err, errlen)) < 0)
-			return r;
-		if (lookup(g, rev, hex) == 0)
-			return 0;
+		if (specs_add(&sp, ALL_HEADS, 1) < 0 || specs_add(&sp, ALL_TAGS, 1) < 0)
+			goto oom;
+#if SHALLOW
+		r = fetch_try(g, sp.v, sp.n, g->repo && git_repository_is_shallow(g->repo) == 1 ?
+		    GIT_FETCH_DEPTH_UNSHALLOW : 0, rev, hex, err, errlen);
+#else
+		r = fetch_try(g, sp.v, sp.n, 0, rev, hex, err, errlen);
+#endif
+		specs_free(&sp);
+		if (r)
+			return r < 0 ? r : 0;
 	}
+#if SHALLOW
+notfound:
+#endif
 	seterr(err, errlen, "revision %s not found in %s", rev, g->shown);
 	return KWH_GIT_ENOTFOUND;
-#if SHALLOW
 oom:
 	specs_free(&sp);
 	seterr(err, errlen, "out of memory");
 	return KWH_GIT_ECACHE;
-#endif
 }
+
 
 static int
 yaml_name(const char *name)

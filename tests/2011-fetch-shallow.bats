@@ -19,7 +19,7 @@ setup() {
 	start_git_daemon
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/big.git
 	CACHE=$TMP/cache
-	if kwh-fetch --help | grep -q '^git cache: shallow fetches'; then
+	if shallow_fetch; then
 		SHALLOW=1
 	else
 		SHALLOW=0

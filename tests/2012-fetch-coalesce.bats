@@ -52,6 +52,8 @@ deliver_all() {
 	local i pids=()
 	for i in $(seq 1 "$1"); do
 		envelope "$(cat "$TMP/rev.$i")" "refs/heads/b$i" "$URL" > "$TMP/in.$i"
+	done
+	for i in $(seq 1 "$1"); do
 		kwh-fetch --cache "$CACHE" "${ALLOW[@]}" --timeout 40 < "$TMP/in.$i" \
 		    > "$TMP/out.$i" 2> "$TMP/err.$i" &
 		pids+=($!)
@@ -111,7 +113,7 @@ $(cat "$TMP/rev.$i")"
 }
 
 @test "a stale or damaged wants file does no harm and stays bounded" {
-	envelope "$REV2" refs/heads/main "$URL" > "$TMP/in"
+	envelope "$REV3" refs/heads/main "$URL" > "$TMP/in"
 	run --separate-stderr kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
 	assert_success
 	name=$(basename "$(ls -d "$CACHE"/*.git)" .git)
