@@ -96,6 +96,7 @@ struct kwh_git {
 	int fetched;		/* a fetch succeeded through this handle */
 	int lockfd;
 	int locked;		/* LOCK_SH or LOCK_EX */
+	int deferred;		/* kwh_git_open() found the lock taken: not yet locked */
 	int inited;		/* git_libgit2_init() done */
 	long long deadline;
 	git_repository *repo;
@@ -715,11 +716,26 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 		r = KWH_GIT_ECACHE;
 		goto fail;
 	}
-	if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
-		goto fail;
 	futimens(g->lockfd, NULL);	/* the entry's last use (see evict()) */
-	/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
-	open_repo(g);
+	/*
+	 * One try: when a fetch holds the lock, kwh_git_resolve() first
+	 * records what this delivery wants (coalescing: see WANTS_MAX), then
+	 * waits for it.  Waiting here, not knowing the revision, would let
+	 * each fetch take only the wants of those that got in between two.
+	 */
+	g->deadline = 0;
+	r = take_lock(g, LOCK_SH, err, errlen);
+	g->deadline = deadline_ms;
+	if (r == KWH_GIT_EDEADLINE) {
+		g->deferred = 1;
+		if (errlen)
+			err[0] = '\0';
+	} else if (r < 0) {
+		goto fail;
+	} else {
+		/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
+		open_repo(g);
+	}
 	kwh_buf_release(&b);
 	*out = g;
 	return 0;
@@ -1637,10 +1653,22 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 		seterr(err, errlen, "revision '%.64s' is not a full commit id (40 hexadecimal digits)", rev);
 		return KWH_GIT_EBADREV;
 	}
-	if (rev && lookup(g, rev, hex) == 0)
-		return 0;
-	if (rev)
-		want_add(g, rev, ref);	/* for whoever fetches next (coalescing) */
+	if (g->deferred) {
+		/* a fetch is in flight: say what we want, then wait */
+		if (rev)
+			want_add(g, rev, ref);
+		if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
+			return r;
+		g->deferred = 0;
+		open_repo(g);
+		if (rev && lookup(g, rev, hex) == 0)
+			return 0;
+	} else {
+		if (rev && lookup(g, rev, hex) == 0)
+			return 0;
+		if (rev)
+			want_add(g, rev, ref);	/* for whoever fetches next (coalescing) */
+	}
 	if ((r = take_lock(g, LOCK_EX, err, errlen)) < 0)
 		return r;
 	if (open_repo(g)) {
@@ -2032,6 +2060,13 @@ kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
 	int r = KWH_GIT_ENOTFOUND, found = 0;
 	size_t i;
 
+	if (g->deferred) {
+		/* read without kwh_git_resolve(): take the lock as it would */
+		if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
+			return r;
+		g->deferred = 0;
+		open_repo(g);
+	}
 	while (!strncmp(path, "./", 2) || *path == '/')
 		path += *path == '/' ? 1 : 2;
 	kwh_buf_adds(&p, path);
