@@ -9,6 +9,8 @@
  * a fetch killed at the deadline, or whose process died), it makes an
  * entry that never finished a fetch be rebuilt; a warm one is kept (see
  * open_repo()).
+ * NAME.wants records what deliveries waiting for a fetch want (see
+ * WANTS_MAX), and goes with the entry.
  *
  * Bounds (after each successful fetch, still under the exclusive lock): an
  * entry with many packs is rewritten as one (consolidate()); past
