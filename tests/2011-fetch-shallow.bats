@@ -187,3 +187,21 @@ fsck_clean() {
 	deliver 300
 	deliver 335
 }
+
+@test "a revision on another branch than its ref: deepened to the whole history, then every branch" {
+	printf 'commit refs/heads/side\nmark :9001\ncommitter t <t@example.com> 1800000000 +0000\ndata 5\nside\nfrom :100\nM 100644 inline .ci/workflow.yaml\ndata %d\n%s\n' \
+	    "$(cm wf v9001 | wc -c)" "$(cm wf v9001)" |
+	    git_quiet -C "$BARE" fast-import --quiet --import-marks="$TMP/marks" --export-marks="$TMP/marks"
+	deliver 9001
+	if [ "$SHALLOW" = 1 ]; then
+		# main at depth 1, by id (refused), main at depth 50 and 1000
+		# (whole: 300 commits), then every branch
+		assert_equal "$(upload_packs)" 5
+		[ ! -e "$(entry)/shallow" ]
+	else
+		# main, then every branch
+		assert_equal "$(upload_packs)" 2
+	fi
+	assert_equal "$(commits)" 301
+	fsck_clean
+}
