@@ -1644,6 +1644,7 @@ drop_entry(struct kwh_git *g)
 static int resolve_fetch(struct kwh_git *, const char *, const char *, const char *,
     char [41], char *, size_t);
 static void want_add(struct kwh_git *, const char *, const char *);
+static void wants_prune(struct kwh_git *, const char *);
 
 int
 kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
@@ -1680,9 +1681,14 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 		r = resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
 		if (r < 0 && !g->fetched)
 			drop_entry(g);
+		else if (rev)
+			wants_prune(g, rev);
 		return r;
 	}
-	return resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
+	r = resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
+	if (rev)
+		wants_prune(g, rev);	/* found or given up: wanted no more */
+	return r;
 }
 
 /* ---- coalescing: the wants file (see WANTS_MAX) ---- */
@@ -1859,12 +1865,13 @@ first_specs(struct kwh_git *g, const char *rev, const char *ref, struct specs *s
 
 /*
  * After a fetch, under the exclusive lock: drops from the wants file what
- * the entry now holds and what is dead (see want_parse()), the file
- * replaced whole (a want appended meanwhile to the old one may be lost: its
- * delivery fetches for itself).
+ * the entry now holds, what is dead (see want_parse()) and the want of
+ * this delivery (drop: found, or given up), the file replaced whole (a
+ * want appended meanwhile to the old one may be lost: its delivery
+ * fetches for itself).
  */
 static void
-wants_prune(struct kwh_git *g)
+wants_prune(struct kwh_git *g, const char *drop)
 {
 	struct kwh_buf b = KWH_BUF_INIT, keep = KWH_BUF_INIT, tmp = KWH_BUF_INIT;
 	char *line, *save = NULL, hex[41];
@@ -1878,7 +1885,8 @@ wants_prune(struct kwh_git *g)
 		return;
 	}
 	for (line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (want_parse(line, now, &d, &wrev, &wref) == 0 && lookup(g, wrev, hex) < 0)
+		if (want_parse(line, now, &d, &wrev, &wref) == 0 && strcmp(wrev, drop) &&
+		    lookup(g, wrev, hex) < 0)
 			kwh_buf_printf(&keep, "%lld %s %s\n", d, wrev, wref);
 	if (!keep.len) {
 		unlink(g->wantspath);
@@ -1953,8 +1961,6 @@ resolve_fetch(struct kwh_git *g, const char *rev, const char *ref,
 	}
 	r = fetch_try(g, sp.v, sp.n, shallow, rev, hex, err, errlen);
 	specs_free(&sp);
-	if (r >= 0)
-		wants_prune(g);
 	if (r)
 		return r < 0 ? r : 0;
 #if SHALLOW
