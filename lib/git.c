@@ -1641,6 +1641,44 @@ drop_entry(struct kwh_git *g)
 	remove_entry(g->dir, g->lockpath, "remove the failed");
 }
 
+/*
+ * Under the exclusive lock (no fetch runs in the entry): removes the
+ * temporary packs of fetches that were cut off (libgit2's indexer writes
+ * objects/pack/pack_git2_* and renames it only once whole).  What they
+ * hold cannot be used (libgit2 neither indexes a partial pack nor resumes
+ * a fetch) and would otherwise stay for good.
+ */
+static void
+drop_partial_packs(struct kwh_git *g)
+{
+	struct kwh_buf p = KWH_BUF_INIT;
+	struct dirent *e;
+	struct stat st;
+	unsigned long long bytes = 0;
+	size_t n = 0;
+	DIR *d;
+
+	if (kwh_buf_printf(&p, "%s/objects/pack", g->dir) < 0 || !(d = opendir(p.data))) {
+		kwh_buf_release(&p);
+		return;
+	}
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "pack_git2_", 10))
+			continue;
+		kwh_buf_reset(&p);
+		if (kwh_buf_printf(&p, "%s/objects/pack/%s", g->dir, e->d_name) < 0 ||
+		    lstat(p.data, &st) < 0 || !S_ISREG(st.st_mode) || unlink(p.data) < 0)
+			continue;
+		bytes += (unsigned long long)st.st_size;
+		n++;
+	}
+	closedir(d);
+	kwh_buf_release(&p);
+	if (n)
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu partial packs of fetches cut off "
+		    "removed (%llu bytes)", g->dir, n, bytes);
+}
+
 static int resolve_fetch(struct kwh_git *, const char *, const char *, const char *,
     char [41], char *, size_t);
 static void want_add(struct kwh_git *, const char *, const char *);
@@ -1685,6 +1723,7 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 			wants_prune(g, rev);
 		return r;
 	}
+	drop_partial_packs(g);
 	r = resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
 	if (rev)
 		wants_prune(g, rev);	/* found or given up: wanted no more */

@@ -16,7 +16,15 @@ setup() {
 	mkdir -p "$SRV/octo"
 	git_quiet init -q --bare -b main "$BARE"
 	big_commits 1 300
-	start_git_daemon
+	# while $TMP/cut exists, the remote sends 10 KB of a pack and stalls
+	cat > "$TMP/cut-pack" <<EOF
+#!/bin/sh
+[ -e "$TMP/cut" ] || exec "\$@"
+"\$@" | { head -c 10000; sleep 30; }
+EOF
+	chmod +x "$TMP/cut-pack"
+	printf '[uploadpack]\n\tpackObjectsHook = %s\n' "$TMP/cut-pack" > "$TMP/daemon.gitconfig"
+	GIT_CONFIG_GLOBAL=$TMP/daemon.gitconfig start_git_daemon
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/big.git
 	CACHE=$TMP/cache
 	if shallow_fetch; then
@@ -203,5 +211,28 @@ fsck_clean() {
 		assert_equal "$(upload_packs)" 2
 	fi
 	assert_equal "$(commits)" 301
+	fsck_clean
+}
+
+@test "what a fetch cut off at the deadline left (a partial pack) is removed by the next fetch" {
+	deliver 300
+	touch "$TMP/cut"
+	big_commits 301 310
+	envelope "$(rev_of 310)" refs/heads/main "$URL" octo/repo main $(( $(now_ms) + 2500 )) > "$TMP/in"
+	run --separate-stderr timeout 20 kwh-fetch --cache "$CACHE" "${ALLOW[@]}" < "$TMP/in"
+	assert_failure 1
+	assert_equal "$(jq -r '.response.status' <<< "$output")" 504
+	if [ "$SHALLOW" = 1 ]; then
+		# libgit2 1.9 left the partial pack of the cut fetch
+		run -0 compgen -G "$(entry)/objects/pack/pack_git2_*"
+	else
+		# libgit2 1.5 had not written it yet: one as 1.9 leaves it
+		head -c 100000 /dev/urandom > "$(entry)/objects/pack/pack_git2_0123456789abcdef"
+	fi
+	# the remote sends whole packs again
+	rm "$TMP/cut"
+	deliver 310
+	assert_log_has "partial packs of fetches cut off removed"
+	run -1 compgen -G "$(entry)/objects/pack/pack_git2_*"
 	fsck_clean
 }
