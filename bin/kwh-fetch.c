@@ -1,6 +1,7 @@
 /* kwh-fetch — envelopes on stdin; the manifests from git added on stdout. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "err.h"
 #include "metrics.h"
 #include "fetch.h"
+#include "git.h"
 
 static const char usage[] =
 "usage: kwh-fetch [--allow-remote-host HOST]... [--ca-file FILE] [--cache DIR]\n"
@@ -96,7 +98,11 @@ main(int argc, char **argv)
 		case 'M': o.git.max_bytes = kwh_cli_size("--cache-max-bytes", optarg); break;
 		case 'F': o.git.background_ms = kwh_cli_seconds_ms("--fetch-budget", optarg); break;
 		case 'g': o.use_git_url = 1; break;
-		case 'h': kwh_cli_help(usage);
+		case 'h':
+			/* which fetches this build makes (tests and people ask) */
+			fputs(usage, stdout);
+			printf("git cache: %s\n", kwh_git_fetch_kind());
+			exit(fflush(stdout) ? KWH_EXIT_SYSTEM : KWH_EXIT_OK);
 		case 'I': o.git.skip_host_key_check = 1; break;
 		case 'k': o.git.known_hosts = optarg; break;
 		case 'l': kwh_cli_log(optarg); break;

@@ -9,6 +9,8 @@
  * a fetch killed at the deadline, or whose process died), it makes an
  * entry that never finished a fetch be rebuilt; a warm one is kept (see
  * open_repo()).
+ * NAME.wants records what deliveries waiting for a fetch want (see
+ * WANTS_MAX), and goes with the entry.
  *
  * Bounds (after each successful fetch, still under the exclusive lock): an
  * entry with many packs is rewritten as one (consolidate()); past
@@ -60,6 +62,33 @@
 
 #define INCOMPLETE "kwh-incomplete"
 
+/*
+ * Shallow fetches: git_fetch_options.depth came with libgit2 1.7, and
+ * deepening an entry that is already shallow (a later fetch with a larger
+ * depth) with 1.8; before, every fetch brings the whole history of what it
+ * fetches.  The local transport (file://) refuses a depth: local remotes
+ * are always fetched whole.
+ */
+#if LIBGIT2_VER_MAJOR > 1 || (LIBGIT2_VER_MAJOR == 1 && LIBGIT2_VER_MINOR >= 8)
+#define SHALLOW 1
+#else
+#define SHALLOW 0
+#endif
+
+/*
+ * The wants file, NAME.wants beside the entry: a delivery that misses its
+ * revision appends "DEADLINE_MS REV REF" (one write, O_APPEND) before it
+ * waits for the exclusive lock, so that whoever fetches next fetches every
+ * ref wanted meanwhile in the same fetch (see resolve_fetch()).  Bounded:
+ * nothing is appended past WANTS_MAX bytes, lines whose deadline passed
+ * are ignored and dropped, and above WANTS_REFS distinct refs the fetch
+ * takes every branch instead.  Only ever an optimisation: a want lost or
+ * ignored costs a fetch of its own, never a wrong answer.
+ */
+#define WANTS_MAX (64 * 1024)
+#define WANTS_REFS 32
+#define REF_MAX 255
+
 struct kwh_git {
 	const struct kwh_git_opts *o;
 	char *url;
@@ -71,10 +100,16 @@ struct kwh_git {
 	int fetched;		/* a fetch succeeded through this handle */
 	int lockfd;
 	int locked;		/* LOCK_SH or LOCK_EX */
+	int deferred;		/* kwh_git_open() found the lock taken: not yet locked */
 	int inited;		/* git_libgit2_init() done */
 	long long deadline;
 	git_repository *repo;
 	char delivery[128];	/* for the log lines of a background fetch */
+	char *wantspath;	/* cache/NAME.wants */
+	/* what net_child() fetches when nspecs > 0 (set by resolve_fetch()) */
+	char **specs;
+	size_t nspecs;
+	int depth;		/* git_fetch_options.depth, 0 for the whole history */
 };
 
 static void
@@ -681,21 +716,38 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	b.data[b.len - 4] = '\0';
 	b.len -= 4;
 	kwh_buf_adds(&b, ".lock");
-	if (!(g->lockpath = strdup(b.data))) {
+	if (!(g->lockpath = strdup(b.data)) ||
+	    !(g->wantspath = malloc(b.len + 2))) {
 		seterr(err, errlen, "out of memory");
 		r = KWH_GIT_ECACHE;
 		goto fail;
 	}
+	snprintf(g->wantspath, b.len + 2, "%.*s.wants", (int)(b.len - 5), b.data);
 	if ((g->lockfd = open(b.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		seterr(err, errlen, "cannot open '%s': %s", b.data, strerror(errno));
 		r = KWH_GIT_ECACHE;
 		goto fail;
 	}
-	if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
-		goto fail;
 	futimens(g->lockfd, NULL);	/* the entry's last use (see evict()) */
-	/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
-	open_repo(g);
+	/*
+	 * One try: when a fetch holds the lock, kwh_git_resolve() first
+	 * records what this delivery wants (coalescing: see WANTS_MAX), then
+	 * waits for it.  Waiting here, not knowing the revision, would let
+	 * each fetch take only the wants of those that got in between two.
+	 */
+	g->deadline = 0;
+	r = take_lock(g, LOCK_SH, err, errlen);
+	g->deadline = deadline_ms;
+	if (r == KWH_GIT_EDEADLINE) {
+		g->deferred = 1;
+		if (errlen)
+			err[0] = '\0';
+	} else if (r < 0) {
+		goto fail;
+	} else {
+		/* missing or half-written: kwh_git_resolve() rebuilds it under LOCK_EX */
+		open_repo(g);
+	}
 	kwh_buf_release(&b);
 	*out = g;
 	return 0;
@@ -725,7 +777,15 @@ kwh_git_close(struct kwh_git *g)
 	free(g->url);
 	free(g->dir);
 	free(g->lockpath);
+	free(g->wantspath);
 	free(g);
+}
+
+const char *
+kwh_git_fetch_kind(void)
+{
+	return SHALLOW ? "shallow fetches (libgit2 " LIBGIT2_VERSION ")" :
+	    "whole-history fetches (libgit2 " LIBGIT2_VERSION ")";
 }
 
 void
@@ -1098,6 +1158,9 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 		git_remote_disconnect(remote);
 		kwh_buf_printf(&spec, "+refs/heads/%s:refs/heads/%s", branch, branch);
 		specs[refspecs.count++] = spec.data;
+	} else if (g->nspecs) {
+		refspecs.strings = g->specs;
+		refspecs.count = g->nspecs;
 	} else if (ref && !strncmp(ref, "refs/", 5)) {
 		kwh_buf_printf(&spec, "+%s:%s", ref, ref);
 		specs[refspecs.count++] = spec.data;
@@ -1107,6 +1170,9 @@ net_child(struct kwh_git *g, int fd, const char *ref, int want_head, const char 
 	}
 	fo.callbacks = cb;
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+#if SHALLOW
+	fo.depth = g->depth;
+#endif
 	if (git_remote_fetch(remote, &refspecs, &fo, NULL) < 0)
 		goto fail;
 	status = '0';
@@ -1276,7 +1342,8 @@ consolidate(struct kwh_git *g)
 		kwh_buf_printf(&b, "%s/objects/pack/%s.pack", g->dir, old.name[i]);
 		if (unlink(b.data) < 0 && errno != ENOENT)
 			continue;
-		b.data[b.len - 4] = '\0';
+		b.len -= 4;	/* the .idx beside it */
+		b.data[b.len] = '\0';
 		kwh_buf_adds(&b, "idx");
 		unlink(b.data);
 		removed++;
@@ -1358,6 +1425,17 @@ remove_entry(const char *dir, const char *lockpath, const char *what)
 		return -1;
 	}
 	unlink(lockpath);
+	{
+		/* and its wants file (see WANTS_MAX) */
+		size_t n = strlen(lockpath);
+		char *w = malloc(n + 2);
+
+		if (w && n > 5) {
+			snprintf(w, n + 2, "%.*s.wants", (int)(n - 5), lockpath);
+			unlink(w);
+		}
+		free(w);
+	}
 	return 0;
 }
 
@@ -1963,8 +2041,48 @@ drop_entry(struct kwh_git *g)
 	remove_entry(g->dir, g->lockpath, "remove the failed");
 }
 
+/*
+ * Under the exclusive lock (no fetch runs in the entry): removes the
+ * temporary packs of fetches that were cut off (libgit2's indexer writes
+ * objects/pack/pack_git2_* and renames it only once whole).  What they
+ * hold cannot be used (libgit2 neither indexes a partial pack nor resumes
+ * a fetch) and would otherwise stay for good.
+ */
+static void
+drop_partial_packs(struct kwh_git *g)
+{
+	struct kwh_buf p = KWH_BUF_INIT;
+	struct dirent *e;
+	struct stat st;
+	unsigned long long bytes = 0;
+	size_t n = 0;
+	DIR *d;
+
+	if (kwh_buf_printf(&p, "%s/objects/pack", g->dir) < 0 || !(d = opendir(p.data))) {
+		kwh_buf_release(&p);
+		return;
+	}
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "pack_git2_", 10))
+			continue;
+		kwh_buf_reset(&p);
+		if (kwh_buf_printf(&p, "%s/objects/pack/%s", g->dir, e->d_name) < 0 ||
+		    lstat(p.data, &st) < 0 || !S_ISREG(st.st_mode) || unlink(p.data) < 0)
+			continue;
+		bytes += (unsigned long long)st.st_size;
+		n++;
+	}
+	closedir(d);
+	kwh_buf_release(&p);
+	if (n)
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu partial packs of fetches cut off "
+		    "removed (%llu bytes)", g->dir, n, bytes);
+}
+
 static int resolve_fetch(struct kwh_git *, const char *, const char *, const char *,
     char [41], char *, size_t);
+static void want_add(struct kwh_git *, const char *, const char *);
+static void wants_prune(struct kwh_git *, const char *);
 
 int
 kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
@@ -1976,8 +2094,22 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 		seterr(err, errlen, "revision '%.64s' is not a full commit id (40 hexadecimal digits)", rev);
 		return KWH_GIT_EBADREV;
 	}
-	if (rev && lookup(g, rev, hex) == 0)
-		return 0;
+	if (g->deferred) {
+		/* a fetch is in flight: say what we want, then wait */
+		if (rev)
+			want_add(g, rev, ref);
+		if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
+			return r;
+		g->deferred = 0;
+		open_repo(g);
+		if (rev && lookup(g, rev, hex) == 0)
+			return 0;
+	} else {
+		if (rev && lookup(g, rev, hex) == 0)
+			return 0;
+		if (rev)
+			want_add(g, rev, ref);	/* for whoever fetches next (coalescing) */
+	}
 	if ((r = take_lock(g, LOCK_EX, err, errlen)) < 0)
 		return r;
 	if (open_repo(g)) {
@@ -1989,9 +2121,247 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 		 * if it fails) */
 		if (r < 0 && r != KWH_GIT_EBACKGROUND && !g->fetched)
 			drop_entry(g);
+		else if (rev)
+			wants_prune(g, rev);
 		return r;
 	}
-	return resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
+	drop_partial_packs(g);
+	r = resolve_fetch(g, rev, ref, fallback_branch, hex, err, errlen);
+	if (rev)
+		wants_prune(g, rev);	/* found or given up: wanted no more */
+	return r;
+}
+
+/* ---- coalescing: the wants file (see WANTS_MAX) ---- */
+
+/* Is ref a full ref name that may go into a refspec? */
+static int
+ref_ok(const char *ref)
+{
+	int valid = 0;
+
+	return ref && !strncmp(ref, "refs/", 5) && strlen(ref) <= REF_MAX &&
+	    !strpbrk(ref, " \t\r\n*:") &&
+	    git_reference_name_is_valid(&valid, ref) == 0 && valid;
+}
+
+/*
+ * Before waiting for the exclusive lock: records that this delivery wants
+ * rev from ref, in one write (whole lines: O_APPEND).  Nothing past
+ * WANTS_MAX; any failure only means that nobody fetches it for us.
+ */
+static void
+want_add(struct kwh_git *g, const char *rev, const char *ref)
+{
+	char line[REF_MAX + 80];
+	struct stat st;
+	int fd, n;
+
+	if (!ref_ok(ref) ||
+	    (fd = open(g->wantspath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return;
+	n = snprintf(line, sizeof line, "%lld %s %s\n", g->deadline, rev, ref);
+	if (fstat(fd, &st) == 0 && st.st_size + n <= WANTS_MAX && write(fd, line, (size_t)n) < 0) {
+		/* not recorded: this delivery fetches for itself */
+	}
+	close(fd);
+}
+
+/* The wants file's first WANTS_MAX bytes into b (empty when there is none). */
+static void
+wants_load(struct kwh_git *g, struct kwh_buf *b)
+{
+	char tmp[4096];
+	ssize_t k;
+	int fd;
+
+	kwh_buf_reset(b);
+	if ((fd = open(g->wantspath, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	while (b->len < WANTS_MAX && (k = read(fd, tmp, sizeof tmp)) > 0)
+		if (kwh_buf_add(b, tmp, (size_t)k) < 0)
+			break;
+	close(fd);
+}
+
+/*
+ * Splits one line of the wants file (modified in place): 0 with the
+ * deadline, revision and ref when it is well-formed and its deadline has
+ * not passed (a line left by a process killed while it waited dies with
+ * its deadline), else -1.
+ */
+static int
+want_parse(char *line, long long now, long long *deadline, const char **rev, const char **ref)
+{
+	char *end;
+
+	*deadline = strtoll(line, &end, 10);
+	if (end == line || *end != ' ' || *deadline < now)
+		return -1;
+	line = end + 1;
+	if (strlen(line) < 42 || line[40] != ' ')
+		return -1;
+	line[40] = '\0';
+	if (!is_hex(line) || !ref_ok(line + 41))
+		return -1;
+	*rev = line;
+	*ref = line + 41;
+	return 0;
+}
+
+/* The refspecs of one fetch (strings allocated). */
+struct specs {
+	char *v[WANTS_REFS + 4];
+	size_t n;
+};
+
+static void
+specs_free(struct specs *sp)
+{
+	while (sp->n)
+		free(sp->v[--sp->n]);
+}
+
+static int
+specs_has(const struct specs *sp, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sp->n; i++)
+		if (!strcmp(sp->v[i], s))
+			return 1;
+	return 0;
+}
+
+/* Adds "+REF:REF" (or s as it is, for a pattern or an id), once. */
+static int
+specs_add(struct specs *sp, const char *ref, int as_is)
+{
+	char s[2 * REF_MAX + 4];
+
+	if (as_is)
+		snprintf(s, sizeof s, "%s", ref);
+	else
+		snprintf(s, sizeof s, "+%s:%s", ref, ref);
+	if (specs_has(sp, s))
+		return 0;
+	if (sp->n == sizeof sp->v / sizeof sp->v[0] || !(sp->v[sp->n] = strdup(s)))
+		return -1;
+	sp->n++;
+	return 0;
+}
+
+#define ALL_HEADS "+refs/heads/*:refs/heads/*"
+#define ALL_TAGS "+refs/tags/*:refs/tags/*"
+
+/*
+ * The refspecs of the first fetch for rev: its own ref (every branch and
+ * tag when it has none), then every ref wanted meanwhile (the wants file)
+ * for a revision the entry lacks; past WANTS_REFS of them, every branch
+ * (and every tag when a tag is wanted) instead of the wanted ones.
+ */
+static int
+first_specs(struct kwh_git *g, const char *rev, const char *ref, struct specs *sp)
+{
+	struct kwh_buf b = KWH_BUF_INIT;
+	char *line, *save = NULL, hex[41];
+	const char *wrev, *wref;
+	long long now = kwh_now_ms(), d;
+	size_t own, wanted = 0;
+	int heads = 0, tags = 0;
+
+	if (ref_ok(ref)) {
+		if (specs_add(sp, ref, 0) < 0)
+			return -1;
+	} else if (specs_add(sp, ALL_HEADS, 1) < 0 || specs_add(sp, ALL_TAGS, 1) < 0) {
+		return -1;
+	}
+	own = sp->n;
+	wants_load(g, &b);
+	for (line = b.data ? strtok_r(b.data, "\n", &save) : NULL; line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (want_parse(line, now, &d, &wrev, &wref) < 0 || !strcmp(wrev, rev) ||
+		    lookup(g, wrev, hex) == 0)
+			continue;
+		wanted++;
+		heads |= !strncmp(wref, "refs/heads/", 11);
+		tags |= !strncmp(wref, "refs/tags/", 10);
+		if (sp->n < WANTS_REFS + own && specs_add(sp, wref, 0) < 0)
+			break;
+		if (sp->n >= WANTS_REFS + own)
+			heads = 2;	/* more than WANTS_REFS: every branch */
+	}
+	kwh_buf_release(&b);
+	if (heads == 2) {
+		while (sp->n > own)
+			free(sp->v[--sp->n]);
+		if (specs_add(sp, ALL_HEADS, 1) < 0 || (tags && specs_add(sp, ALL_TAGS, 1) < 0))
+			return -1;
+	}
+	if (wanted)
+		kwh_log(KWH_LOG_INFO, NULL, 0, "cache '%s': %zu revisions wanted meanwhile, "
+		    "fetched together (%zu refspecs)", g->dir, wanted, sp->n);
+	return 0;
+}
+
+/*
+ * After a fetch, under the exclusive lock: drops from the wants file what
+ * the entry now holds, what is dead (see want_parse()) and the want of
+ * this delivery (drop: found, or given up), the file replaced whole (a
+ * want appended meanwhile to the old one may be lost: its delivery
+ * fetches for itself).
+ */
+static void
+wants_prune(struct kwh_git *g, const char *drop)
+{
+	struct kwh_buf b = KWH_BUF_INIT, keep = KWH_BUF_INIT, tmp = KWH_BUF_INIT;
+	char *line, *save = NULL, hex[41];
+	const char *wrev, *wref;
+	long long now = kwh_now_ms(), d;
+	int fd;
+
+	wants_load(g, &b);
+	if (!b.len) {
+		kwh_buf_release(&b);
+		return;
+	}
+	for (line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (want_parse(line, now, &d, &wrev, &wref) == 0 && strcmp(wrev, drop) &&
+		    lookup(g, wrev, hex) < 0)
+			kwh_buf_printf(&keep, "%lld %s %s\n", d, wrev, wref);
+	if (!keep.len) {
+		unlink(g->wantspath);
+	} else if (kwh_buf_printf(&tmp, "%s.tmp", g->wantspath) == 0 &&
+	    (fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0) {
+		if (kwh_write_all(fd, keep.data, keep.len) < 0 || close(fd) < 0 ||
+		    rename(tmp.data, g->wantspath) < 0)
+			unlink(tmp.data);
+	}
+	kwh_buf_release(&b);
+	kwh_buf_release(&keep);
+	kwh_buf_release(&tmp);
+}
+
+/*
+ * One fetch of n refspecs at depth: 1 when rev is then in the entry, 0
+ * when not, or an error of net_run().
+ */
+static int
+fetch_try(struct kwh_git *g, char **specs, size_t n, int depth, const char *rev, char hex[41],
+    char *err, size_t errlen)
+{
+	int r;
+
+	g->specs = specs;
+	g->nspecs = n;
+	g->depth = depth;
+	r = net_run(g, NULL, 0, NULL, NULL, err, errlen);
+	g->specs = NULL;
+	g->nspecs = 0;
+	g->depth = 0;
+	if (r < 0)
+		return r;
+	return lookup(g, rev, hex) == 0;
 }
 
 /* kwh_git_resolve() under the exclusive lock, the entry open. */
@@ -1999,13 +2369,16 @@ static int
 resolve_fetch(struct kwh_git *g, const char *rev, const char *ref,
     const char *fallback_branch, char hex[41], char *err, size_t errlen)
 {
-	int r;
+	struct specs sp = { { NULL }, 0 };
+	int r, shallow = SHALLOW && g->host[0];
 
 	if (!rev) {
 		struct kwh_buf branch = KWH_BUF_INIT, full = KWH_BUF_INIT;
 		git_oid oid;
 
+		g->depth = shallow;
 		r = net_run(g, NULL, 1, fallback_branch, &branch, err, errlen);
+		g->depth = 0;
 		if (r == 0) {
 			kwh_buf_printf(&full, "refs/heads/%s", branch.data ? branch.data : "");
 			if (git_reference_name_to_id(&oid, g->repo, full.data) == 0) {
@@ -2021,19 +2394,83 @@ resolve_fetch(struct kwh_git *g, const char *rev, const char *ref,
 	}
 	if (lookup(g, rev, hex) == 0)	/* fetched by another process meanwhile */
 		return 0;
-	if ((r = net_run(g, ref, 0, NULL, NULL, err, errlen)) < 0)
-		return r;
-	if (lookup(g, rev, hex) == 0)
-		return 0;
-	if (ref && *ref) {
-		if ((r = net_run(g, NULL, 0, NULL, NULL, err, errlen)) < 0)
-			return r;
-		if (lookup(g, rev, hex) == 0)
-			return 0;
+	/* its ref (at depth 1 where shallow), with every ref wanted meanwhile */
+	if (first_specs(g, rev, ref, &sp) < 0) {
+		specs_free(&sp);
+		seterr(err, errlen, "out of memory");
+		return KWH_GIT_ECACHE;
 	}
+	r = fetch_try(g, sp.v, sp.n, shallow, rev, hex, err, errlen);
+	specs_free(&sp);
+	if (r)
+		return r < 0 ? r : 0;
+#if SHALLOW
+	if (shallow) {
+		/* rev is not the tip of its ref (an older push delivered
+		 * again, or the ref moved on): ask for it by id, which servers
+		 * that allow it (GitHub; uploadpack.allowReachableSHA1InWant)
+		 * answer with just that commit; others refuse */
+		static const int deeper[] = { 50, 1000, GIT_FETCH_DEPTH_UNSHALLOW };
+		size_t i;
+
+		if (specs_add(&sp, rev, 1) < 0)
+			goto oom;
+		r = fetch_try(g, sp.v, sp.n, 1, rev, hex, err, errlen);
+		specs_free(&sp);
+		if (r > 0)
+			return 0;
+		if (r < 0 && r != KWH_GIT_EREMOTE)
+			return r;
+		if (r < 0)
+			kwh_log(KWH_LOG_INFO, NULL, 0, "revision %s not fetched by id, its ref "
+			    "deepened instead: %s", rev, err);
+		/* then its ref (without one, every branch and tag) deeper,
+		 * step by step, the last one whole: each step that lands is
+		 * kept */
+		for (i = 0; i < sizeof deeper / sizeof deeper[0]; i++) {
+			/* a complete entry (the last step made it whole, or it
+			 * never was shallow): only a fetch of other refs can help */
+			if (!g->repo || git_repository_is_shallow(g->repo) != 1)
+				break;
+			if (ref_ok(ref) ? specs_add(&sp, ref, 0) < 0 :
+			    specs_add(&sp, ALL_HEADS, 1) < 0 || specs_add(&sp, ALL_TAGS, 1) < 0)
+				goto oom;
+			r = fetch_try(g, sp.v, sp.n, deeper[i], rev, hex, err, errlen);
+			specs_free(&sp);
+			if (r)
+				return r < 0 ? r : 0;
+		}
+		if (!ref_ok(ref))
+			goto notfound;
+	}
+#endif
+	/* not in its ref's history: every branch and tag, whole (a shallow
+	 * entry unshallowed: a fetch at depth 0 would stop at its boundary;
+	 * "unshallow" is for shallow entries only) */
+	if ((ref && *ref) || shallow) {
+		if (specs_add(&sp, ALL_HEADS, 1) < 0 || specs_add(&sp, ALL_TAGS, 1) < 0)
+			goto oom;
+#if SHALLOW
+		r = fetch_try(g, sp.v, sp.n, g->repo && git_repository_is_shallow(g->repo) == 1 ?
+		    GIT_FETCH_DEPTH_UNSHALLOW : 0, rev, hex, err, errlen);
+#else
+		r = fetch_try(g, sp.v, sp.n, 0, rev, hex, err, errlen);
+#endif
+		specs_free(&sp);
+		if (r)
+			return r < 0 ? r : 0;
+	}
+#if SHALLOW
+notfound:
+#endif
 	seterr(err, errlen, "revision %s not found in %s", rev, g->shown);
 	return KWH_GIT_ENOTFOUND;
+oom:
+	specs_free(&sp);
+	seterr(err, errlen, "out of memory");
+	return KWH_GIT_ECACHE;
 }
+
 
 static int
 yaml_name(const char *name)
@@ -2072,6 +2509,13 @@ kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
 	int r = KWH_GIT_ENOTFOUND, found = 0;
 	size_t i;
 
+	if (g->deferred) {
+		/* read without kwh_git_resolve(): take the lock as it would */
+		if ((r = take_lock(g, LOCK_SH, err, errlen)) < 0)
+			return r;
+		g->deferred = 0;
+		open_repo(g);
+	}
 	while (!strncmp(path, "./", 2) || *path == '/')
 		path += *path == '/' ? 1 : 2;
 	kwh_buf_adds(&p, path);

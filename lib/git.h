@@ -96,7 +96,9 @@ int kwh_git_allow_entry_ok(const char *s);
  * while reading, exclusive while fetching).  Opening creates the cache
  * directory (mode 0700); an entry left half-written by a process that died
  * while fetching is rebuilt by kwh_git_resolve().  Waits for the lock until deadline_ms
- * (Unix epoch milliseconds).  A URL kwh_git_allowed() refuses gives
+ * (Unix epoch milliseconds); when a fetch holds it, kwh_git_resolve()
+ * (or kwh_git_read()) waits instead, so that what the delivery wants is
+ * recorded first (see kwh_git_resolve()).  A URL kwh_git_allowed() refuses gives
  * EREFUSED before anything is created.  Returns 0 with *out set (free it
  * with kwh_git_close()), or a negative value with a message in err.
  */
@@ -133,7 +135,13 @@ void kwh_git_hold(int hold);
  * cache without any network; when it is missing, takes the exclusive lock,
  * looks again (another process may just have fetched it), then fetches ref
  * (a full ref name such as refs/heads/main; NULL or "" for every branch
- * and tag), and when still missing every branch and tag.  With rev NULL,
+ * and tag), and when still missing every branch and tag.  Built with a
+ * libgit2 that can (1.8 and later; see kwh_git_fetch_kind()), a remote
+ * that is not local is fetched shallow: ref at depth 1, then rev by its
+ * id, then ref at depth 50, 1000 and whole, before every branch and tag.
+ * A delivery that must wait for another's fetch records its ref and rev
+ * (NAME.wants beside the entry), and a fetch takes every ref so recorded
+ * along with its own (past 32 of them, every branch).  With rev NULL,
  * asks the remote for its default branch (HEAD), falling back to
  * fallback_branch (a branch name, may be NULL), fetches it and takes its
  * tip.  The fetch runs in a child process killed at the deadline (then
@@ -167,6 +175,13 @@ typedef int (*kwh_git_file_fn)(void *arg, const char *name, const char *data, si
  */
 int kwh_git_read(struct kwh_git *g, const char *hex, const char *path,
     kwh_git_file_fn fn, void *arg, char *err, size_t errlen);
+
+/*
+ * What fetches this build makes, for --help: "shallow fetches (libgit2
+ * X.Y.Z)" when the libgit2 it was built with can fetch at a depth and
+ * deepen (1.8 and later), else "whole-history fetches (libgit2 X.Y.Z)".
+ */
+const char *kwh_git_fetch_kind(void);
 
 /* The cache entry's directory name for url ("HASH-suffix.git") into out. */
 void kwh_git_cache_name(const char *url, char *out, size_t n);

@@ -148,6 +148,12 @@ $URL"
 		assert_output 200
 		jq -e '.results[0].action == "dry-run"' "$TMP/body"
 	done
-	[ "$(grep -c '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log")" -eq 2 ]
+	if shallow_fetch; then
+		# REV1 is below main's tip: main at depth 1, REV1 by id
+		# (refused), main at depth 50; then FEAT: four connections
+		[ "$(grep -c '^GET /octo/repo.git/info/refs?service=git-upload-pack 200$' "$TMP/http.log")" -eq 4 ]
+	else
+		[ "$(grep -c '^POST /octo/repo.git/git-upload-pack 200$' "$TMP/http.log")" -eq 2 ]
+	fi
 	[ "$(grep -c 'worker [0-9]* started' "$TMP/listen.log")" -eq 1 ]
 }

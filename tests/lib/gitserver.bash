@@ -123,6 +123,12 @@ start_git_daemon() {
 	wait_port "$GIT_DAEMON_PORT"
 }
 
+# shallow_fetch: true when kwh-fetch fetches shallow (the libgit2 it was
+# built with can): a revision below its ref's tip then costs more fetches.
+shallow_fetch() {
+	kwh-fetch --help | grep -q '^git cache: shallow fetches'
+}
+
 # upload_packs: how many upload-pack requests git daemon served.
 upload_packs() {
 	grep -c "Request upload-pack" "$TMP/git-daemon.log" || true
