@@ -738,7 +738,7 @@ kwh_git_open(struct kwh_git **out, const struct kwh_git_opts *o,
 	g->deadline = 0;
 	r = take_lock(g, LOCK_SH, err, errlen);
 	g->deadline = deadline_ms;
-	if (r == KWH_GIT_EDEADLINE) {
+	if (r == KWH_GIT_EDEADLINE || r == KWH_GIT_EBACKGROUND) {
 		g->deferred = 1;
 		if (errlen)
 			err[0] = '\0';
