@@ -105,6 +105,9 @@ struct kwh_git {
 	long long deadline;
 	git_repository *repo;
 	char delivery[128];	/* for the log lines of a background fetch */
+	/* what kwh_git_resolve() looks for: a fetch gone on in the
+	 * background, once it lands, goes on looking (finish_search()) */
+	const char *want_rev, *want_ref;
 	char *wantspath;	/* cache/NAME.wants */
 	/* what net_child() fetches when nspecs > 0 (set by resolve_fetch()) */
 	char **specs;
@@ -1622,6 +1625,38 @@ detach_fds(const int *keep, size_t n)
 	kwh_log_attach();
 }
 
+static int resolve_fetch(struct kwh_git *, const char *, const char *, const char *,
+    char [41], char *, size_t);
+
+/*
+ * In the keeper, after its fetch landed: the fetch was one step of
+ * resolve_fetch()'s search (a shallow fetch of the ref's tip, say); when
+ * the revision is still missing, the rest of the search runs here, within
+ * the keeper's budget, so that a delivery answered while its fetch went on
+ * finds its revision when it comes again.
+ */
+static void
+finish_search(struct kwh_git *g, const char *d)
+{
+	struct kwh_git_opts o = *g->o;
+	const struct kwh_git_opts *own = g->o;
+	char hex[41], err[512];
+	int r;
+
+	if (!g->want_rev || lookup(g, g->want_rev, hex) == 0)
+		return;
+	o.background_ms = 0;	/* this process is the background */
+	g->o = &o;
+	r = resolve_fetch(g, g->want_rev, g->want_ref, NULL, hex, err, sizeof err);
+	g->o = own;
+	if (r == 0)
+		kwh_log(KWH_LOG_INFO, d, 0, "revision %s found in %s by the background fetch's "
+		    "further steps", g->want_rev, g->shown);
+	else
+		kwh_log(KWH_LOG_WARN, d, 0, "the background fetch from %s landed without revision "
+		    "%s: %s", g->shown, g->want_rev, err);
+}
+
 static void __attribute__((noreturn))
 keeper(struct kwh_git *g, int rep, int ctl, const char *ref, int want_head, const char *fallback)
 {
@@ -1722,6 +1757,7 @@ keeper(struct kwh_git *g, int rep, int ctl, const char *ref, int want_head, cons
 		g->fetched = 1;
 		kwh_log(KWH_LOG_INFO, d, 0, "the background fetch from %s landed (%lld ms)",
 		    g->shown, kwh_now_ms() - start);
+		finish_search(g, d);
 		consolidate(g);
 		evict(g);
 	} else {
@@ -2094,6 +2130,8 @@ kwh_git_resolve(struct kwh_git *g, const char *rev, const char *ref,
 		seterr(err, errlen, "revision '%.64s' is not a full commit id (40 hexadecimal digits)", rev);
 		return KWH_GIT_EBADREV;
 	}
+	g->want_rev = rev;
+	g->want_ref = ref;
 	if (g->deferred) {
 		/* a fetch is in flight: say what we want, then wait */
 		if (rev)
