@@ -94,7 +94,7 @@ kwh_status_report_env(struct kwh_github *g, const struct kwh_status *r, jv env)
 	struct kwh_buf desc = KWH_BUF_INIT, url = KWH_BUF_INIT;
 	long installation = 0;
 	long long deadline;
-	int status = kwh_env_status(env), rc = 0;
+	int status = kwh_env_status(env), rc = 0, created = 0;
 
 	if (jv_get_kind(payload) == JV_KIND_OBJECT) {
 		jv repoo = jv_object_get(jv_copy(payload), jv_string("repository"));
@@ -167,6 +167,7 @@ kwh_status_report_env(struct kwh_github *g, const struct kwh_status *r, jv env)
 					const char *n = kwh_jv_str(e, "name"), *ns = kwh_jv_str(e, "namespace"),
 					    *k = kwh_jv_str(e, "kind");
 					state = "pending";
+					created = 1;
 					kwh_buf_printf(&desc, "%s %s created", k ? k : "object", n ? n : "?");
 					if (n) vals = jv_object_set(vals, jv_string("name"), jv_string(n));
 					if (ns) vals = jv_object_set(vals, jv_string("namespace"), jv_string(ns));
@@ -181,7 +182,7 @@ kwh_status_report_env(struct kwh_github *g, const struct kwh_status *r, jv env)
 	}
 	if (!state)
 		goto out;
-	if (r->target_url && !strcmp(state, "pending"))
+	if (r->target_url && created)	/* a link to what was created, not to a queued delivery */
 		expand(&url, r->target_url, vals);
 	deadline = kwh_now_ms() + (r->timeout_ms > 0 ? r->timeout_ms : KWH_STATUS_TIMEOUT_MS);
 	if (!r->after_answer) {
