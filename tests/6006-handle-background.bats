@@ -42,16 +42,6 @@ teardown() {
 	github_stop
 }
 
-# wait_for CMD...: runs CMD every 0.1 s until it succeeds (20 s at most).
-wait_for() {
-	local n=200
-	until "$@" 2>/dev/null; do
-		[ $n -gt 0 ] || { echo "never true: $*" >&2; return 1; }
-		sleep 0.1
-		n=$((n - 1))
-	done
-}
-
 @test "--spool: 202 queued and spooled in time, then completed by the same process" {
 	before=$(uids)
 	kwh-handle "${VOPTS[@]}" "${FOPTS[@]}" "${POPTS[@]}" --budget 2 --spool "$TMP/spool" \

@@ -47,28 +47,6 @@ start_listen() {
 	wait_port "$PORT"
 }
 
-# post FILE DELIVERY: FILE signed, posted to the server; prints the status
-# code, the body in $TMP/body.
-post() {
-	local sig
-	sig=$(sig_of "$1" "$TMP/secret")
-	curl -sS --max-time 30 -o "$TMP/body" -w '%{http_code}' \
-		-H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
-		-H "X-GitHub-Delivery: $2" -H "X-Hub-Signature-256: $sig" \
-		--data-binary @"$1" "http://127.0.0.1:$PORT/"
-}
-
-# wait_until CMD...: runs CMD every 0.1 s until it succeeds (20 s at most):
-# the reports follow the answers.
-wait_until() {
-	local n=200
-	until "$@" 2>/dev/null; do
-		[ $n -gt 0 ] || { echo "never true: $*" >&2; return 1; }
-		sleep 0.1
-		n=$((n - 1))
-	done
-}
-
 statuses_are() { [ "$(github_state | jq '.statuses | length')" = "$1" ]; }
 
 @test "one-shot, personal token: 201, then a pending status with the Workflow's name and link" {
@@ -135,13 +113,13 @@ statuses_are() { [ "$(github_state | jq '.statuses | length')" = "$1" ]; }
 	jq -c '.installation = {id: 77}' "$TMP/push.json" >"$TMP/push-app.json"
 	start_listen --app-id "$GITHUB_APP_ID" --app-key-file "$GITHUB_DIR/app.pem" \
 		--status-target-url "$LINK"
-	run post "$TMP/push-app.json" d-app-1
+	run post "$TMP/push-app.json" push d-app-1
 	assert_output 201
-	n1=$(jq -r '.results[0].name' "$TMP/body")
-	run post "$TMP/push-app.json" d-app-2
+	n1=$(jq -r '.results[0].name' "$TMP/listen.body")
+	run post "$TMP/push-app.json" push d-app-2
 	assert_output 201
-	n2=$(jq -r '.results[0].name' "$TMP/body")
-	wait_until statuses_are 2
+	n2=$(jq -r '.results[0].name' "$TMP/listen.body")
+	wait_for statuses_are 2
 	run github_state
 	assert_equal "$(jq .tokens_issued <<<"$output")" 1
 	assert_equal "$(jq -c '.statuses | map(.target_url) | sort' <<<"$output")" \
@@ -155,19 +133,19 @@ statuses_are() { [ "$(github_state | jq '.statuses | length')" = "$1" ]; }
 	github_start
 	github_fault '{"count":1000,"status":502}'
 	start_listen --token-file "$GITHUB_DIR/token"
-	run post "$TMP/push.json" d-down-1
+	run post "$TMP/push.json" push d-down-1
 	assert_output 201
-	jq -e '.status == 201 and (.results | length == 1)' "$TMP/body"
-	wait_until grep -q "cannot report pending on octo/repo@" "$TMP/listen.log"
+	jq -e '.status == 201 and (.results | length == 1)' "$TMP/listen.body"
+	wait_for grep -q "cannot report pending on octo/repo@" "$TMP/listen.log"
 	grep -q "GitHub answered 502" "$TMP/listen.log"
 	assert_equal "$(github_state | jq '.statuses | length')" 0
 	# stopped: nothing listens on its port
 	github_stop
-	run post "$TMP/push.json" d-down-2
+	run post "$TMP/push.json" push d-down-2
 	assert_output 201
-	wait_until grep -q "delivery=d-down-2 .*cannot report pending" "$TMP/listen.log"
+	wait_for grep -q "delivery=d-down-2 .*cannot report pending" "$TMP/listen.log"
 	# the worker serves on
-	run post "$TMP/push.json" d-down-3
+	run post "$TMP/push.json" push d-down-3
 	assert_output 201
 }
 
