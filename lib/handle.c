@@ -384,7 +384,8 @@ init_status(struct kwh_handle *h)
 {
 	if (!h->status_on || h->app.app_id)
 		return;
-	if (!h->token.len)
+	/* (an unreadable --token-file is reported by init_fetch) */
+	if (!h->token.len && !h->token_file)
 		kwh_usage_error("--status: no GitHub credentials: give --token-file, "
 		    "GITHUB_TOKEN, or --app-id and --app-key-file");
 	status_token(h);
