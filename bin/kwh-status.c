@@ -8,6 +8,7 @@
 #include "env.h"
 #include "err.h"
 #include "github.h"
+#include "status.h"
 
 static const char usage[] =
 "usage: kwh-status [--api-url URL] [--app-id N --app-key-file PEM] [--ca-file FILE]\n"
@@ -43,7 +44,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kwh_github g = KWH_GITHUB_INIT;
-	struct kwh_github_report rep = { 0, "kwh", NULL, 0, 5000 };
+	struct kwh_status rep = { 0, "kwh", NULL, 0, KWH_STATUS_TIMEOUT_MS, 0 };
 	const char *token_file = NULL, *key_file = NULL, *state = NULL, *repo = NULL,
 	    *sha = NULL, *desc = NULL;
 	struct kwh_env_reader *r;
@@ -101,7 +102,7 @@ main(int argc, char **argv)
 	kwh_pledge("stdio rpath inet dns");
 
 	if (state) {
-		rc = kwh_github_report(&g, &rep, repo, sha, state, desc, rep.target_url,
+		rc = kwh_status_report(&g, &rep, repo, sha, state, desc, rep.target_url,
 		    g.installation_id, kwh_now_ms() + rep.timeout_ms);
 		kwh_github_release(&g);
 		return rc < 0 ? KWH_EXIT_REFUSED : KWH_EXIT_OK;
@@ -123,7 +124,7 @@ main(int argc, char **argv)
 
 			g.delivery = kwh_env_str(env, "delivery", id, sizeof id);
 			/* a failure to report is logged there and changes nothing here */
-			kwh_github_report_env(&g, &rep, env);
+			kwh_status_report_env(&g, &rep, env);
 			g.delivery = NULL;
 		}
 		if (kwh_env_write(env) < 0)

@@ -34,6 +34,14 @@ _kwh()
 		COMPREPLY=($(compgen -W '/metrics none' -- "$cur"))
 		return
 		;;
+	--status)
+		COMPREPLY=($(compgen -W 'commit check-run' -- "$cur"))
+		return
+		;;
+	--status-context|--status-target-url)
+		COMPREPLY=()
+		return
+		;;
 	--statsd)
 		# HOST:PORT
 		COMPREPLY=()

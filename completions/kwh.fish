@@ -25,6 +25,10 @@ for tool in kwh-verify kwh-annotate kwh-fetch kwh-apply kwh-respond kwh-sign kwh
                     complete -c $tool -l $opt -x -a 'logfmt json'
                 case metrics-path
                     complete -c $tool -l $opt -x -a '/metrics none'
+                case status
+                    complete -c $tool -l $opt -x -a 'commit check-run'
+                case status-context status-target-url
+                    complete -c $tool -l $opt -x
                 case statsd
                     complete -c $tool -l $opt -x -d 'HOST:PORT'
                 case workers max-requests max-pending header-timeout backlog app-id installation-id hook-id max since repo api-url

@@ -75,35 +75,3 @@ int kwh_github_request(struct kwh_github *g, const char *method, const char *pat
     struct kwh_buf *answer, long *status, char *err, size_t errlen);
 
 #endif
-
-/*
- * What kwh-status reports: a commit status (check_run 0) or a check run,
- * with context/name, a target URL template ({namespace}, {name}, {kind},
- * {delivery}, {repo}, {sha} replaced) and whether skipped deliveries
- * (202) are reported too.
- */
-struct kwh_github_report {
-	int check_run;
-	const char *context;
-	const char *target_url;
-	int report_skipped;
-	long timeout_ms;	/* when the envelope has no deadline */
-};
-
-/*
- * Reports one envelope's outcome on its commit (borrows env): pending with
- * the created Workflow's name and link, failure (4xx) or error (5xx) with
- * kwh's message; nothing for a skipped delivery (unless report_skipped),
- * nor for one without a repository and commit.  A failure to report is
- * logged and returned as -1; 0 reported or nothing to report.
- */
-int kwh_github_report_env(struct kwh_github *g, const struct kwh_github_report *r, jv env);
-
-/*
- * Reports state (pending, success, failure, error) with description on
- * repo (OWNER/REPO) at sha: the standalone mode, e.g. from a Workflow's
- * exit handler.  0, or -1 with the reason logged.
- */
-int kwh_github_report(struct kwh_github *g, const struct kwh_github_report *r,
-    const char *repo, const char *sha, const char *state, const char *description,
-    const char *target_url, long installation, long long deadline_ms);

@@ -41,14 +41,18 @@ static const char usage[] =
 "                  [--namespace NS] [--path PATH] [--pull-request-actions LIST|all]\n"
 "                  [--remote TEMPLATE] [--secret-file FILE]...\n"
 "                  [--service-account-dir DIR] [--set KEY=EXPR]... [--spool DIR]\n"
-"                  [--ssh-key FILE] [--statsd HOST:PORT] [--timeout SECONDS]\n"
+"                  [--ssh-key FILE] [--statsd HOST:PORT]\n"
+"                  [--status commit|check-run] [--status-context NAME]\n"
+"                  [--status-report-skipped] [--status-target-url TEMPLATE]\n"
+"                  [--timeout SECONDS]\n"
 "                  [--token-file FILE] [--installation-id N]\n"
 "                  [--use-git-url] [--workers N]\n"
 "       kwh-handle --help | --version\n"
 "One request on stdin, its response on stdout; with --listen, a resident\n"
 "server of --workers processes (default: the online CPUs, at least 2).\n"
 "The secret may also come from the WEBHOOK_SECRET environment variable,\n"
-"the HTTPS token from GITHUB_TOKEN (--token-file wins).\n";
+"the HTTPS token from GITHUB_TOKEN (--token-file wins); with --status\n"
+"and no --app-id, that token also reports the statuses.\n";
 
 enum {
 	O_ALLOW_KIND = 256, O_ALLOW_NS, O_ALLOW_REMOTE_HOST, O_ALLOW_SHA1, O_BACKLOG, O_BUDGET, O_CA_FILE, O_CACHE, O_CACHE_MAX_BYTES, O_CONFIG, O_CONTEXT,
@@ -61,6 +65,7 @@ enum {
 	O_TIMEOUT, O_TOKEN_FILE, O_USE_GIT_URL, O_VERSION, O_WORKERS,
 	O_LIVENESS_PATH, O_LOG_LEVEL, O_PR_ACTIONS,
 	O_API_URL, O_APP_ID, O_APP_KEY_FILE, O_INSTALLATION_ID,
+	O_STATUS, O_STATUS_CONTEXT, O_STATUS_REPORT_SKIPPED, O_STATUS_TARGET_URL,
 };
 
 static const struct option longopts[] = {
@@ -120,6 +125,10 @@ static const struct option longopts[] = {
 	{ "spool", required_argument, NULL, O_SPOOL },
 	{ "ssh-key", required_argument, NULL, O_SSH_KEY },
 	{ "statsd", required_argument, NULL, O_STATSD },
+	{ "status", required_argument, NULL, O_STATUS },
+	{ "status-context", required_argument, NULL, O_STATUS_CONTEXT },
+	{ "status-report-skipped", no_argument, NULL, O_STATUS_REPORT_SKIPPED },
+	{ "status-target-url", required_argument, NULL, O_STATUS_TARGET_URL },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "token-file", required_argument, NULL, O_TOKEN_FILE },
 	{ "use-git-url", no_argument, NULL, O_USE_GIT_URL },
@@ -338,6 +347,18 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 			h->verify.limits.timeout_ms = h->fetch.timeout_ms =
 			    kwh_cli_seconds_ms("--timeout", optarg);
 			break;
+		case O_STATUS:
+			if (!strcmp(optarg, "commit"))
+				h->status.check_run = 0;
+			else if (!strcmp(optarg, "check-run"))
+				h->status.check_run = 1;
+			else
+				kwh_usage_error("--status: '%s' is not commit or check-run", optarg);
+			h->status_on = 1;
+			break;
+		case O_STATUS_CONTEXT: h->status.context = optarg; break;
+		case O_STATUS_REPORT_SKIPPED: h->status.report_skipped = 1; break;
+		case O_STATUS_TARGET_URL: h->status.target_url = optarg; break;
 		case O_TOKEN_FILE: h->token_file = optarg; break;
 		case O_API_URL: h->app.api_url = optarg; break;
 		case O_APP_ID: h->app.app_id = (long)kwh_cli_size("--app-id", optarg); break;
@@ -370,8 +391,19 @@ kwh_handle_options(struct kwh_handle *h, int argc, char **argv)
 		kwh_usage_error("--backlog: only with --listen");
 	if (!!h->app.app_id != !!h->app_key_file)
 		kwh_usage_error("--app-id and --app-key-file go together");
-	if (!h->app.app_id && (h->app.installation_id || h->app.api_url))
-		kwh_usage_error("--installation-id and --api-url go with --app-id");
+	if (!h->app.app_id && h->app.installation_id)
+		kwh_usage_error("--installation-id goes with --app-id");
+	if (!h->app.app_id && !h->status_on && h->app.api_url)
+		kwh_usage_error("--api-url goes with --app-id or --status");
+	if (!h->status_on && (h->status.context || h->status.target_url || h->status.report_skipped))
+		kwh_usage_error("--status-context, --status-target-url and --status-report-skipped "
+		    "go with --status");
+	/* GitHub lets Apps only create check runs (personal tokens may read them) */
+	if (h->status.check_run && !h->app.app_id)
+		kwh_usage_error("--status check-run: GitHub creates check runs for GitHub Apps "
+		    "only: give --app-id and --app-key-file, or use --status commit");
+	h->status.timeout_ms = KWH_STATUS_TIMEOUT_MS;
+	h->status.after_answer = 1;
 	if (!h->fetch.git.max_background)
 		h->fetch.git.background_ms = 0;	/* killed at the deadline, as before */
 	h->annotate.filters = h->filters;
@@ -404,6 +436,38 @@ fetch_readable(struct kwh_handle *h, const char *what, const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+/* Under --status without an App, the status client's token is a copy of
+ * the fetch token (GITHUB_TOKEN or --token-file), kept in step with it. */
+static void
+status_token(struct kwh_handle *h)
+{
+	if (!h->status_on || h->app.app_id)
+		return;
+	kwh_buf_wipe(&h->app.token);
+	if (h->token.len && kwh_buf_add(&h->app.token, h->token.data, h->token.len) < 0)
+		kwh_log(KWH_LOG_WARN, NULL, 0, "out of memory: no token for the statuses");
+}
+
+/*
+ * --status: the statuses go through h->app, the App's client when
+ * --app-id is given (one cache of installation tokens for fetches and
+ * statuses), else a client of its own with the fetch token.
+ */
+static void
+init_status(struct kwh_handle *h)
+{
+	if (!h->status_on || h->app.app_id)
+		return;
+	/* (an unreadable --token-file is reported by init_fetch) */
+	if (!h->token.len && !h->token_file)
+		kwh_usage_error("--status: no GitHub credentials: give --token-file, "
+		    "GITHUB_TOKEN, or --app-id and --app-key-file");
+	status_token(h);
+	h->app.ca_file = h->fetch.git.ca_file;
+	if (kwh_github_init(&h->app) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "cannot set up libcurl");
 }
 
 /* kwh-fetch's checks and set-up of the git options. */
@@ -462,6 +526,7 @@ init_fetch(struct kwh_handle *h)
 		}
 	}
 	g->progress = isatty(2);
+	init_status(h);
 }
 
 /* dir (the cache or the spool, made on demand) can be written, or could
@@ -686,6 +751,7 @@ reload_files(struct kwh_handle *h)
 			kwh_buf_wipe(&h->token);
 			h->token = tok;
 			h->fetch.git.token = h->token.data;
+			status_token(h);
 			kwh_log(KWH_LOG_INFO, NULL, 0, "the token file changed: it was read again");
 		}
 	}
@@ -726,6 +792,36 @@ upkeep(struct kwh_handle *h, int out)
 			kwh_cli_devnull(out);
 	}
 	kwh_git_upkeep(h->resident);
+}
+
+/*
+ * --status: reports env's outcome on its commit (consumes env), once the
+ * answer is written and the client let go (out, unless -1, half-closed;
+ * in one-shot mode /dev/null in its place), so that GitHub's wait for the
+ * answer is not spent on it.  A failure to report is logged by
+ * kwh_status_report_env() and changes nothing.
+ */
+static void
+report(struct kwh_handle *h, jv env, int out)
+{
+	const char *self = kwh_progname;
+	char d[256];
+
+	if (!h->status_on || !h->app.curl) {
+		jv_free(env);
+		return;
+	}
+	if (out >= 0) {
+		shutdown(out, SHUT_WR);
+		if (!h->resident)
+			kwh_cli_devnull(out);
+	}
+	kwh_progname = "kwh-status";
+	h->app.delivery = kwh_env_str(env, "delivery", d, sizeof d);
+	kwh_status_report_env(&h->app, &h->status, env);
+	h->app.delivery = NULL;
+	kwh_progname = self;
+	jv_free(env);
 }
 
 /* env answered 503 with Retry-After: the server cannot do it now. */
@@ -816,7 +912,7 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp, long long waited)
 		*envp = jv_copy(a);
 	kwh_metrics_queued(0);
 	kwh_metrics_delivery(jv_copy(a), 202);
-	kwh_respond(a, &resp);
+	kwh_respond(jv_copy(a), &resp);
 	if (!resp.data || kwh_write_all(out, resp.data, resp.len) < 0)
 		kwh_log(KWH_LOG_WARN, d, 202, "cannot write the response: %s", strerror(errno));
 	kwh_buf_release(&resp);
@@ -824,6 +920,7 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp, long long waited)
 	shutdown(out, SHUT_WR);
 	if (!h->resident)
 		kwh_cli_devnull(out);
+	report(h, a, -1);	/* pending: queued */
 
 	env = jv_object_delete(env, jv_string("response"));
 	env = jv_object_set(env, jv_string("deadline"),
@@ -841,6 +938,7 @@ queue(struct kwh_handle *h, jv env, int out, jv *envp, long long waited)
 	    stage("kwh-apply", unconfigured, h->apply_err, env);
 	st = kwh_respond(jv_copy(env), &resp);
 	kwh_buf_release(&resp);
+	report(h, jv_copy(env), -1);	/* the final state */
 	if (st < 500) {
 		if (lock >= 0 && kwh_spool_remove(h->spool, name.data, lock) < 0)
 			kwh_log(KWH_LOG_ERROR, d, st, "cannot remove the spool file '%s/%s': %s",
@@ -974,16 +1072,22 @@ kwh_handle_run(struct kwh_handle *h, int in, int out, jv *envp)
 	if (envp)
 		*envp = jv_copy(env);
 	st = kwh_respond(jv_copy(env), &resp);
-	kwh_metrics_delivery(env, st);
+	kwh_metrics_delivery(jv_copy(env), st);
 	kwh_progname = self;
 	if (!resp.data || kwh_write_all(out, resp.data, resp.len) < 0) {
 		kwh_warn("cannot write the response: %s", strerror(errno));
 		kwh_buf_release(&resp);
+		jv_free(env);
 		return KWH_EXIT_SYSTEM;
 	}
 	kwh_buf_release(&resp);
 	kwh_metrics_stage(KWH_STAGE_RESPOND, t0);
 	code = st >= 400 ? KWH_EXIT_REFUSED : KWH_EXIT_OK;
+	if (h->status_on) {
+		report(h, env, out);
+		out = -1;	/* let go already */
+	} else
+		jv_free(env);
 	upkeep(h, out);
 	return spool_failed || unconfigured_used ? KWH_EXIT_SYSTEM : code;
 }

@@ -8,6 +8,7 @@
 #include "apply.h"
 #include "buf.h"
 #include "fetch.h"
+#include "status.h"
 #include "verify.h"
 
 #define KWH_HANDLE_MAX_WORKERS 256
@@ -40,7 +41,10 @@ struct kwh_handle {
 	const char *spool;		/* --spool DIR, or NULL */
 	const char *token_file;		/* --token-file */
 	const char *app_key_file;	/* --app-key-file */
-	struct kwh_github app;		/* --app-id: installation tokens for git */
+	struct kwh_github app;		/* --app-id: installation tokens for git;
+					 * --status: the client of the reports */
+	int status_on;			/* --status given */
+	struct kwh_status status;	/* --status, --status-* */
 	const char *listen;		/* --listen [HOST:]PORT or "systemd", or NULL */
 	size_t workers;			/* --workers N (0: the default) */
 	size_t max_requests;		/* --max-requests N (0: no limit) */

@@ -66,17 +66,6 @@ wait_workers() {
 	done
 }
 
-# post FILE EVENT DELIVERY [SECRET]: curl POSTs FILE, signed, to the
-# server; prints the HTTP status, the body goes to $TMP/listen.body.
-post() {
-	local sig
-	sig=$(sig_of "$1" "$TMP/${4:-secret}")
-	curl -sS --max-time 20 -o "$TMP/listen.body" -w '%{http_code}' \
-		-H 'Content-Type: application/json' -H "X-GitHub-Event: $2" \
-		-H "X-GitHub-Delivery: $3" -H "X-Hub-Signature-256: $sig" \
-		--data-binary @"$1" "http://127.0.0.1:$PORT/"
-}
-
 # curl_config FILE EVENT N PREFIX: a curl config of N signed POSTs of FILE
 # (deliveries PREFIX-1..N), each printing its status on a line.
 curl_config() {

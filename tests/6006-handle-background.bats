@@ -39,16 +39,7 @@ teardown() {
 	[ -z "${HPID:-}" ] || { wait "$HPID" || true; }
 	stop_git_servers
 	apiserver_stop
-}
-
-# wait_for CMD...: runs CMD every 0.1 s until it succeeds (20 s at most).
-wait_for() {
-	local n=200
-	until "$@" 2>/dev/null; do
-		[ $n -gt 0 ] || { echo "never true: $*" >&2; return 1; }
-		sleep 0.1
-		n=$((n - 1))
-	done
+	github_stop
 }
 
 @test "--spool: 202 queued and spooled in time, then completed by the same process" {
@@ -79,6 +70,29 @@ wait_for() {
 	    --log "$TMP/handle.log" < "$TMP/req" > "$TMP/resp"
 	[[ "$(head -n1 "$TMP/resp")" == "HTTP/1.1 201 "* ]]
 	assert_equal "$(upload_packs)" "$packs"
+}
+
+@test "--status: a queued delivery reports pending at once, then the Workflow's pending status once completed" {
+	github_start
+	kwh-handle "${VOPTS[@]}" "${FOPTS[@]}" "${POPTS[@]}" --budget 2 --spool "$TMP/spool" \
+	    --status commit --api-url "$GITHUB_URL" --ca-file "$GITHUB_CA" \
+	    --token-file "$GITHUB_DIR/token" --status-target-url 'https://argo.example/{namespace}/{name}' \
+	    --log "$TMP/handle.log" < "$TMP/req" > "$TMP/resp" &
+	HPID=$!
+	wait_for grep -q '"queued":true' "$TMP/resp"
+	# reported after the answer, while the fetch still waits at the gate
+	wait_for grep -qF "reported pending" "$TMP/handle.log"
+	[ ! -e "$TMP/gate-passed" ]
+	assert_equal "$(github_state | jq -c '.statuses | map([.state, (.description | startswith("kwh queued it: accepted for processing")), .target_url])')" \
+		'[["pending",true,null]]'
+	: > "$TMP/gate-open"
+	wait "$HPID"
+	HPID=
+	name=$(apiserver_objects | jq -r 'map(select(.kind == "Workflow"))[0].metadata.name')
+	assert_equal "$(github_state | jq -c '.statuses[1] | [.state, .description, .target_url]')" \
+		"$(jq -nc --arg n "$name" '["pending", "Workflow \($n) created", "https://argo.example/ci/\($n)"]')"
+	run github_check
+	assert_success
 }
 
 @test "a skipped delivery's 202 is not queued" {

@@ -27,16 +27,6 @@ start_listen() {
 	wait_port "$PORT"
 }
 
-# post FILE EVENT DELIVERY: a signed POST of FILE; prints the status.
-post() {
-	local sig
-	sig=$(sig_of "$1" "$TMP/secret")
-	curl -sS --max-time 30 -o "$TMP/listen.body" -w '%{http_code}' \
-		-H 'Content-Type: application/json' -H "X-GitHub-Event: $2" \
-		-H "X-GitHub-Delivery: $3" -H "X-Hub-Signature-256: $sig" \
-		--data-binary @"$1" "http://127.0.0.1:$PORT/"
-}
-
 # rss PID: the resident size of PID in kB.
 rss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"

@@ -126,5 +126,28 @@ assert_log_has() {
 	return 1
 }
 
+# post FILE EVENT DELIVERY [SECRET]: curl POSTs FILE, signed with
+# $TMP/SECRET (default "secret"), to kwh-handle --listen on $PORT; prints
+# the HTTP status, the body goes to $TMP/listen.body (tests/6001, 6010, 7003).
+post() {
+	local sig
+	sig=$(sig_of "$1" "$TMP/${4:-secret}")
+	curl -sS --max-time 30 -o "$TMP/listen.body" -w '%{http_code}' \
+		-H 'Content-Type: application/json' -H "X-GitHub-Event: $2" \
+		-H "X-GitHub-Delivery: $3" -H "X-Hub-Signature-256: $sig" \
+		--data-binary @"$1" "http://127.0.0.1:$PORT/"
+}
+
+# wait_for CMD...: runs CMD every 0.1 s until it succeeds (20 s at most),
+# for what a process does after its answer (tests/6006, 7003).
+wait_for() {
+	local n=200
+	until "$@" 2>/dev/null; do
+		[ $n -gt 0 ] || { echo "never true: $*" >&2; return 1; }
+		sleep 0.1
+		n=$((n - 1))
+	done
+}
+
 # GENERIC_FETCH_FAILURE: what the sender is told when fetching failed.
 GENERIC_FETCH_FAILURE="fetching the repository failed; see the log for delivery"
