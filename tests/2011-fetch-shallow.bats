@@ -23,9 +23,7 @@ setup() {
 [ -e "$TMP/cut" ] || exec "\$@"
 "\$@" | { head -c 10000; sleep 30; }
 EOF
-	chmod +x "$TMP/cut-pack"
-	printf '[uploadpack]\n\tpackObjectsHook = %s\n' "$TMP/cut-pack" > "$TMP/daemon.gitconfig"
-	GIT_CONFIG_GLOBAL=$TMP/daemon.gitconfig start_git_daemon
+	start_hooked_git_daemon "$TMP/cut-pack"
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/big.git
 	CACHE=$TMP/cache
 	if shallow_fetch; then

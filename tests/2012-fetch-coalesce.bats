@@ -17,10 +17,7 @@ echo x >> "$TMP/packs"
 sleep 1
 exec "\$@"
 EOF
-	chmod +x "$TMP/slow-pack"
-	# only honoured in global or system configuration: the daemon's
-	printf '[uploadpack]\n\tpackObjectsHook = %s\n' "$TMP/slow-pack" > "$TMP/daemon.gitconfig"
-	GIT_CONFIG_GLOBAL=$TMP/daemon.gitconfig start_git_daemon
+	start_hooked_git_daemon "$TMP/slow-pack"
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/repo.git
 	CACHE=$TMP/cache
 }

@@ -14,20 +14,7 @@ setup() {
 	setup_tmp
 	ALLOW=(--allow-remote-host git://127.0.0.1)
 	make_test_repo
-	cat > "$TMP/gate" <<-EOS
-	#!/bin/sh
-	# waits (30 s at most) until the test opens the gate
-	: > "$TMP/gate-reached"
-	n=0
-	while [ ! -e "$TMP/gate-open" ] && [ \$n -lt 300 ]; do sleep 0.1; n=\$((n + 1)); done
-	"\$@"
-	rc=\$?
-	: > "$TMP/gate-passed"
-	exit \$rc
-	EOS
-	chmod +x "$TMP/gate"
-	printf '[uploadpack]\n\tpackObjectsHook = %s\n' "$TMP/gate" > "$TMP/gitconfig"
-	GIT_CONFIG_GLOBAL=$TMP/gitconfig start_git_daemon
+	start_gated_git_daemon
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/repo.git
 	CACHE=$TMP/cache
 	LOG=$TMP/fetch.log

@@ -15,22 +15,10 @@ load test_helper
 setup() {
 	setup_tmp
 	handler_setup s3cret
-	cat > "$TMP/gate" <<-EOS
-	#!/bin/sh
-	: > "$TMP/gate-reached"
-	n=0
-	while [ ! -e "$TMP/gate-open" ] && [ \$n -lt 300 ]; do sleep 0.1; n=\$((n + 1)); done
-	"\$@"
-	rc=\$?
-	: > "$TMP/gate-passed"
-	exit \$rc
-	EOS
-	chmod +x "$TMP/gate"
-	printf '[uploadpack]\n\tpackObjectsHook = %s\n' "$TMP/gate" > "$TMP/gitconfig"
 	SRV=$TMP/srv
 	mkdir -p "$SRV/octo"
 	git clone -q --bare "$TMP/repo" "$SRV/octo/repo.git"
-	GIT_CONFIG_GLOBAL=$TMP/gitconfig start_git_daemon
+	start_gated_git_daemon
 	URL=git://127.0.0.1:$GIT_DAEMON_PORT/octo/repo.git
 	FOPTS=(--cache "$TMP/cache" --allow-remote-host git://127.0.0.1)
 	push_payload refs/heads/main "$URL" > "$TMP/push.json"

@@ -123,6 +123,36 @@ start_git_daemon() {
 	wait_port "$GIT_DAEMON_PORT"
 }
 
+# start_hooked_git_daemon HOOK: start_git_daemon with upload-pack's pack
+# writing run through the executable HOOK (uploadpack.packObjectsHook,
+# which git honours only in global or system configuration: a
+# GIT_CONFIG_GLOBAL file of the test's).  HOOK gets git's pack-objects
+# command as its arguments and must run it.
+start_hooked_git_daemon() {
+	chmod +x "$1"
+	printf '[uploadpack]\n\tpackObjectsHook = %s\n' "$1" > "$TMP/daemon.gitconfig"
+	GIT_CONFIG_GLOBAL=$TMP/daemon.gitconfig start_git_daemon
+}
+
+# start_gated_git_daemon: start_hooked_git_daemon whose fetches wait at a
+# gate (30 s at most) until the test opens it: a fetch arriving there makes
+# $TMP/gate-reached, $TMP/gate-open lets it on, $TMP/gate-passed is made
+# once it is through.  What happened in which order is then told by files,
+# not by timings.
+start_gated_git_daemon() {
+	cat > "$TMP/gate" <<-EOS
+	#!/bin/sh
+	: > "$TMP/gate-reached"
+	n=0
+	while [ ! -e "$TMP/gate-open" ] && [ \$n -lt 300 ]; do sleep 0.1; n=\$((n + 1)); done
+	"\$@"
+	rc=\$?
+	: > "$TMP/gate-passed"
+	exit \$rc
+	EOS
+	start_hooked_git_daemon "$TMP/gate"
+}
+
 # shallow_fetch: true when kwh-fetch fetches shallow (the libgit2 it was
 # built with can): a revision below its ref's tip then costs more fetches.
 shallow_fetch() {
