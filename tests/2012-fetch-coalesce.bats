@@ -74,7 +74,7 @@ $(cat "$TMP/rev.$i")"
 	# one for main, then the first delivery's own, then the rest together
 	# (each fetch takes over a second: one without coalescing each)
 	n=$(packs)
-	echo "upload-packs after the warm-up: $((n - 1))" >&3
+	echo "# 30 new branches: $((n - 1)) fetches after the warm-up" >&3
 	[ "$n" -le 6 ]
 	grep -q "revisions wanted meanwhile, fetched together" "$TMP"/err.*
 	# what was wanted was fetched and is forgotten
