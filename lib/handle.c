@@ -49,7 +49,7 @@ static const char usage[] =
 "                  [--use-git-url] [--workers N]\n"
 "       kwh-handle --help | --version\n"
 "One request on stdin, its response on stdout; with --listen, a resident\n"
-"server of --workers processes (default: the online CPUs, at least 2).\n"
+"server of --workers processes (default: 4 per online CPU, at least 16).\n"
 "The secret may also come from the WEBHOOK_SECRET environment variable,\n"
 "the HTTPS token from GITHUB_TOKEN (--token-file wins); with --status\n"
 "and no --app-id, that token also reports the statuses.\n";
