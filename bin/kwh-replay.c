@@ -46,7 +46,6 @@ main(int argc, char **argv)
 	struct kwh_replay_github rg = { .g = &g, .max = 100 };
 	const char *token_file = NULL, *key_file = NULL, *since = NULL;
 	int c, from_github = 0, github_opts = 0, spool_opts = 0, rc;
-	char err[512];
 
 	kwh_err_init(argv[0]);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -108,15 +107,8 @@ main(int argc, char **argv)
 		kwh_usage_error("--app-id needs --installation-id (there is no payload to take it from)");
 	rg.dry_run = r.dry_run;
 	rg.budget_ms = r.budget_ms;
-	/* the token is taken out of the environment whatever else is given */
-	kwh_cli_token_env(&g.token, "GITHUB_TOKEN");
-	if (token_file && kwh_cli_token_read(token_file, &g.token, err, sizeof err) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
-	if (key_file && kwh_github_app_key(&g, key_file, err, sizeof err) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
-	if (!g.token.len && !g.app_id)
-		kwh_usage_error("no GitHub credentials: give --token-file, GITHUB_TOKEN, or --app-id, "
-		    "--app-key-file and --installation-id");
+	kwh_github_credentials(&g, token_file, key_file,
+	    "--token-file, GITHUB_TOKEN, or --app-id, --app-key-file and --installation-id");
 	if (g.ca_file)
 		kwh_cli_readable("CA file", g.ca_file);
 	if (kwh_github_init(&g) < 0)

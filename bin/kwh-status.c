@@ -48,7 +48,6 @@ main(int argc, char **argv)
 	const char *token_file = NULL, *key_file = NULL, *state = NULL, *repo = NULL,
 	    *sha = NULL, *desc = NULL;
 	struct kwh_env_reader *r;
-	char err[512];
 	int c, rc, got = 0, code = KWH_EXIT_OK;
 	jv env;
 
@@ -87,14 +86,8 @@ main(int argc, char **argv)
 		kwh_usage_error("--state: '%s' is not pending, success, failure or error", state);
 	if (!state && (repo || sha || desc))
 		kwh_usage_error("--repo, --sha and --description go with --state");
-	/* the token is taken out of the environment whatever else is given */
-	kwh_cli_token_env(&g.token, "GITHUB_TOKEN");
-	if (token_file && kwh_cli_token_read(token_file, &g.token, err, sizeof err) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
-	if (key_file && kwh_github_app_key(&g, key_file, err, sizeof err) < 0)
-		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
-	if (!g.token.len && !g.app_id)
-		kwh_usage_error("no GitHub credentials: give --token-file, GITHUB_TOKEN, or --app-id and --app-key-file");
+	kwh_github_credentials(&g, token_file, key_file,
+	    "--token-file, GITHUB_TOKEN, or --app-id and --app-key-file");
 	if (g.ca_file)
 		kwh_cli_readable("CA file", g.ca_file);
 	if (kwh_github_init(&g) < 0)

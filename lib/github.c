@@ -1,5 +1,6 @@
 /* github.c — GitHub's REST API over libcurl; App JWTs with OpenSSL's EVP API. */
 #include "github.h"
+#include "cli.h"
 #include "env.h"
 #include "err.h"
 
@@ -387,26 +388,51 @@ out:
 	return rc;
 }
 
+/* The installation's token in g->inst_token (--installation-id, else the
+ * payload's installation): 0, or -1 with why in err. */
+static int
+app_token(struct kwh_github *g, long installation, long long deadline_ms, char *err,
+    size_t errlen)
+{
+	long inst = g->installation_id ? g->installation_id : installation;
+
+	if (inst <= 0) {
+		snprintf(err, errlen, "no installation id: the payload has no installation.id "
+		    "(give --installation-id)");
+		return -1;
+	}
+	return installation_token(g, inst, deadline_ms, err, errlen);
+}
+
 int
 kwh_github_installation_token(struct kwh_github *g, long installation,
     long long deadline_ms, struct kwh_buf *out, char *err, size_t errlen)
 {
-	long inst = g->installation_id ? g->installation_id : installation;
-
 	*err = '\0';
 	kwh_buf_wipe(out);
 	if (!g->app_id || !g->app_key) {
 		snprintf(err, errlen, "no GitHub App (give --app-id and --app-key-file)");
 		return -1;
 	}
-	if (inst <= 0) {
-		snprintf(err, errlen, "no installation id: the payload has no installation.id "
-		    "(give --installation-id)");
-		return -1;
-	}
-	if (installation_token(g, inst, deadline_ms, err, errlen) < 0)
+	if (app_token(g, installation, deadline_ms, err, errlen) < 0)
 		return -1;
 	return kwh_buf_adds(out, g->inst_token.data);
+}
+
+void
+kwh_github_credentials(struct kwh_github *g, const char *token_file, const char *key_file,
+    const char *give)
+{
+	char err[512];
+
+	/* the token is taken out of the environment whatever else is given */
+	kwh_cli_token_env(&g->token, "GITHUB_TOKEN");
+	if (token_file && kwh_cli_token_read(token_file, &g->token, err, sizeof err) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+	if (key_file && kwh_github_app_key(g, key_file, err, sizeof err) < 0)
+		kwh_die(KWH_EXIT_SYSTEM, "%s", err);
+	if (!g->token.len && !g->app_id)
+		kwh_usage_error("no GitHub credentials: give %s", give);
 }
 
 int
@@ -420,14 +446,7 @@ kwh_github_request(struct kwh_github *g, const char *method, const char *path,
 	*err = '\0';
 	*status = 0;
 	if (g->app_id && g->app_key) {
-		long inst = g->installation_id ? g->installation_id : installation;
-
-		if (inst <= 0) {
-			snprintf(err, errlen, "no installation id: the payload has no installation.id "
-			    "(give --installation-id)");
-			return -1;
-		}
-		if (installation_token(g, inst, deadline_ms, err, errlen) < 0)
+		if (app_token(g, installation, deadline_ms, err, errlen) < 0)
 			return -1;
 		kwh_buf_printf(&auth, "token %s", g->inst_token.data);
 	} else if (g->token.len) {

@@ -43,6 +43,16 @@ void kwh_github_release(struct kwh_github *g);
 int kwh_github_app_key(struct kwh_github *g, const char *path, char *err, size_t errlen);
 
 /*
+ * For a tool's main: the credentials from GITHUB_TOKEN (always taken out
+ * of the environment), --token-file (token_file, wins over it) and the
+ * App's key (key_file, with g->app_id set), into g; dies with 111 when a
+ * file cannot be read and 100 (naming give, what to pass) when there are
+ * none.
+ */
+void kwh_github_credentials(struct kwh_github *g, const char *token_file,
+    const char *key_file, const char *give);
+
+/*
  * Makes the JWT that authenticates as the App: RS256, iat 60 s in the
  * past, exp 10 minutes after iat, iss the App id.  Appended to out.  0/-1.
  */
